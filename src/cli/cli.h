@@ -1,0 +1,49 @@
+/*
+ * cli.h - the subcommands of the weir binary.
+ *
+ * main.c dispatches argv[1] through a table of struct cli_cmd. Each
+ * subcommand lives in its own file, cmd_<name>.c, parses its own options
+ * (getopt_long, with --help printing its usage to stdout, exit 0) and
+ * returns an exit code:
+ *
+ *   0 success, 1 the work found problems (invalid records, failed checks),
+ *   2 usage or configuration errors, 3 runtime failure.
+ */
+#ifndef WEIR_CLI_CLI_H
+#define WEIR_CLI_CLI_H
+
+#include <stdio.h>
+
+enum {
+    EXIT_OK = 0,
+    EXIT_PROBLEMS = 1,
+    EXIT_USAGE = 2,
+    EXIT_RUNTIME = 3,
+};
+
+struct cli_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary; /* one line for `weir --help` */
+    const char *usage;   /* full text for `weir NAME --help` */
+};
+
+/* The table (main.c), ended by a NULL name. */
+extern const struct cli_cmd cli_commands[];
+
+/* Print cmd's usage to f. */
+void cli_usage(const struct cli_cmd *cmd, FILE *f);
+
+/* Look up a command by name; NULL if unknown. */
+const struct cli_cmd *cli_find(const char *name);
+
+/* Report a usage error for cmd on stderr ("weir CMD: msg" + hint) and
+ * return EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Subcommands. */
+int cmd_version(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * main.c - the weir binary: dispatch argv[1] to a subcommand.
+ *
+ * The table below is the whole command surface; docs/cli.md and the
+ * README describe it for people.
+ */
+#include "cli/cli.h"
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const struct cli_cmd cli_commands[] = {
+    {"validate", cmd_validate, "validate NDJSON records against a JSON Schema",
+     "usage: weir validate -s SCHEMA [--lax] [--errors] [--format-assert]\n"
+     "                     [--max-record BYTES] [--max-depth N] [FILE...]\n"
+     "\n"
+     "Validate newline-delimited JSON from FILEs (or stdin, or '-') against\n"
+     "SCHEMA (JSON Schema draft 2020-12).\n"
+     "\n"
+     "  -s, --schema FILE     the schema (required)\n"
+     "      --lax             pydantic-style coercions (\"5.3\" -> 5.3); see docs/lax.md\n"
+     "      --errors          print one JSON line per rejected record on stdout:\n"
+     "                        {\"line\":N,\"path\":\"/a/b\",\"error\":\"...\"}\n"
+     "      --format-assert   treat \"format\" as an assertion (default: annotation)\n"
+     "      --max-record N    longest record in bytes (default 1 MiB)\n"
+     "      --max-depth N     deepest nesting (default 256)\n"
+     "  -q, --quiet           no summary line\n"
+     "\n"
+     "Line numbers count from 1, empty lines included; empty lines are skipped.\n"
+     "Prints \"N valid, M invalid\" on stderr.\n"
+     "Exit: 0 all valid, 1 some invalid, 2 usage or schema error, 3 I/O error.\n"},
+    {"version", cmd_version, "print weir's version and the linked DuckDB version",
+     "usage: weir version\n"},
+    {NULL, NULL, NULL, NULL},
+};
+
+const struct cli_cmd *cli_find(const char *name)
+{
+    for (const struct cli_cmd *c = cli_commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+void cli_usage(const struct cli_cmd *cmd, FILE *f)
+{
+    fputs(cmd->usage, f);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "weir %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see 'weir %s --help')\n", cmd);
+    return EXIT_USAGE;
+}
+
+static void main_usage(FILE *f)
+{
+    fputs("usage: weir COMMAND [OPTIONS]\n\ncommands:\n", f);
+    for (const struct cli_cmd *c = cli_commands; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fputs("\n'weir COMMAND --help' describes one command.\n", f);
+}
+
+int main(int argc, char **argv)
+{
+    log_setup_from_env();
+    if (argc < 2) {
+        main_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 ||
+        strcmp(name, "help") == 0) {
+        if (argc > 2 && cli_find(argv[2])) {
+            cli_usage(cli_find(argv[2]), stdout);
+            return EXIT_OK;
+        }
+        main_usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0)
+        name = "version";
+    const struct cli_cmd *cmd = cli_find(name);
+    if (!cmd) {
+        fprintf(stderr, "weir: unknown command '%s'\n\n", name);
+        main_usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli_usage(cmd, stdout);
+            return EXIT_OK;
+        }
+    }
+    return cmd->run(argc - 1, argv + 1);
+}

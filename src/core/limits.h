@@ -1,0 +1,56 @@
+/*
+ * limits.h - every limit weir enforces, with the reason for its default.
+ *
+ * Like SQLite's sqliteLimit.h: one place to read what bounds memory and
+ * work. Each can be overridden from the config (the key is named beside
+ * it) or on the command line of the tools that take it.
+ */
+#ifndef WEIR_CORE_LIMITS_H
+#define WEIR_CORE_LIMITS_H
+
+/* Largest record (one line) accepted, in bytes. Telemetry records are a few
+ * hundred bytes; 1 MiB leaves room for batched arrays while bounding the
+ * per-connection buffer. Longer records are quarantined, truncated to this
+ * size, with the reason. Config: limits.max_record. */
+#define WEIR_DEFAULT_MAX_RECORD (1u << 20)
+
+/* Deepest JSON nesting the scanner accepts. Real records nest a handful of
+ * levels; the bound keeps the scanner's stack and the validator's recursion
+ * small and turns "[[[[..." attacks into a verdict. Config: limits.max_depth. */
+#define WEIR_DEFAULT_MAX_DEPTH 256
+
+/* Largest schema document, in bytes. Config: none (schemas are trusted
+ * files, the bound only guards against pointing at the wrong file). */
+#define WEIR_MAX_SCHEMA_BYTES (64u << 20)
+
+/* Connections accepted at once, over all listeners. Each costs one read
+ * buffer (below) at most. Config: limits.max_connections. */
+#define WEIR_DEFAULT_MAX_CONNECTIONS 4096
+
+/* Bytes read from a socket per read call; also the starting size of a
+ * connection's line buffer, which grows up to max_record. */
+#define WEIR_READ_CHUNK (64u << 10)
+
+/* Group commit: fsync at least this often (ms) or after this many bytes. */
+#define WEIR_DEFAULT_FSYNC_MS 100
+#define WEIR_DEFAULT_FSYNC_BYTES (4u << 20)
+
+/* A raw segment rolls over to a new file at this size. */
+#define WEIR_DEFAULT_SEGMENT_BYTES (256u << 20)
+
+/* Hours (partitions) a writer keeps open at once. Each costs a file
+ * descriptor and a small buffer; records for further hours wait
+ * (backpressure) until the oldest closes. Config: limits.max_open_partitions. */
+#define WEIR_DEFAULT_MAX_OPEN_PARTITIONS 64
+
+/* Bytes a worker may hold waiting for the disk before it stops reading its
+ * sockets (backpressure). Config: limits.max_pending. */
+#define WEIR_DEFAULT_MAX_PENDING (16u << 20)
+
+/* Seconds a shutdown keeps reading connected senders before closing. */
+#define WEIR_DEFAULT_DRAIN_MS 5000
+
+/* Seconds after an hour's end before it is closed (late records welcome). */
+#define WEIR_DEFAULT_GRACE_S 300
+
+#endif

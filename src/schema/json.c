@@ -1,0 +1,2 @@
+/* json.c - the scanner (being written); see json.h. */
+#include "schema/json.h"
