@@ -11,7 +11,7 @@
 # install with DUCKDB_PREFIX=/usr/local (include/duckdb.h, lib/libduckdb.so).
 
 MODE ?= release
-BUILD := build/$(MODE)
+BUILD ?= build/$(MODE)
 CC ?= cc
 
 DUCKDB_PREFIX ?= $(CURDIR)/.deps/duckdb
@@ -90,7 +90,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory MODE=asan test-build
 	@$(MAKE) --no-print-directory MODE=release all
-	@tests/run.sh build/asan
+	@tests/run.sh $(or $(TEST_BUILD),build/asan)
 
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
