@@ -112,7 +112,7 @@ size_t part_key_parse(const char *s, size_t n, enum part_grain *g,
     size_t used = 15;
     enum part_grain grain = PART_DAY;
     int64_t t = days * WTIME_NS_PER_DAY;
-    if (n >= 23 && memcmp(s + 15, "/hour=", 6) == 0) {
+    if (n >= 21 && memcmp(s + 15, "/hour=", 6) == 0) {
         if (num(s, n, 21, 2, &h) || h > 23)
             return 0;
         grain = PART_HOUR;
