@@ -371,12 +371,16 @@ static void set_err(struct seg_writer *w, int rc, const char *what,
     w->err = rc;
 }
 
+/* The open partition for start. One whose file already has its sealed
+ * name (only the directory fsync failed) is not open for appends any more:
+ * a sealed file never changes. */
 static struct part *find_part(struct seg_writer *w, int64_t start)
 {
-    if (w->last < w->nparts && w->parts[w->last].start == start)
+    if (w->last < w->nparts && w->parts[w->last].start == start &&
+        !w->parts[w->last].renamed)
         return &w->parts[w->last];
     for (unsigned i = 0; i < w->nparts; i++)
-        if (w->parts[i].start == start) {
+        if (w->parts[i].start == start && !w->parts[i].renamed) {
             w->last = i;
             return &w->parts[i];
         }
@@ -619,7 +623,7 @@ int seg_append(struct seg_writer *w, int64_t part_start_ns, const void *rec,
 {
     int rc = 0;
     if (!part_is_start(part_start_ns, w->cfg.grain) ||
-        len + 1 > w->cfg.max_pending || (len && memchr(rec, '\n', len)))
+        len >= w->cfg.max_pending || (len && memchr(rec, '\n', len)))
         return WEIR_EINVAL;
     struct part *p = find_part(w, part_start_ns);
     if (!p && !(p = add_part(w, part_start_ns, &rc)))

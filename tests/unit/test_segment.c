@@ -803,6 +803,35 @@ static void test_fault_truncate_fails(void **state)
     seg_writer_free(w);
 }
 
+/* The seal's rename happened but its directory fsync failed: the sealed
+ * file must not take more records; they go to a new segment. */
+static void test_sealed_stays_sealed(void **state)
+{
+    struct seg_config c;
+    cfg_init(&c, root);
+    struct seg_writer *w = writer(&c);
+    append_ok(w, H0, "a");
+    assert_int_equal(seg_flush(w), 0);
+    fsio_fault_set(FSIO_OP_FSYNC, 0, EIO, 0);
+    assert_int_equal(seg_seal_before(w, H0 + HOUR), WEIR_EIO);
+    fsio_fault_clear(FSIO_OP_FSYNC);
+    assert_int_equal(seg_append(w, H0, "b", 1), WEIR_EIO); /* taken */
+    assert_int_equal(seg_flush(w), 0);
+    struct seg_list l;
+    assert_int_equal(seg_list(root, "p", "raw", &l, NULL), 0);
+    assert_int_equal(l.n, 2);
+    assert_false(l.v[0].active);
+    assert_int_equal(l.v[0].size, 2);
+    assert_true(l.v[1].active);
+    assert_int_equal(l.v[1].size, 2);
+    seg_list_release(&l);
+    assert_int_equal(seg_close_all(w), 0);
+    char *t = partition_text(root, H0, NULL);
+    assert_string_equal(t, "a\nb\n");
+    free(t);
+    seg_writer_free(w);
+}
+
 /* A full disk that stays full: the buffer fills to max_pending, then
  * records are refused (not taken) and memory stays bounded. */
 static void test_backpressure_bound(void **state)
@@ -863,6 +892,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_faults_never, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_truncate_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_stays_sealed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
