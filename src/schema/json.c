@@ -1007,7 +1007,7 @@ int json_num_cmp(const struct json_doc *da, const struct json_tok *ta,
                              tb->len);
 }
 
-/* (a * b) mod m without overflow for a, b, m < 10^18. */
+/* (a * b) mod m without overflow for a, b < m < 2^64. */
 static uint64_t mulmod(uint64_t a, uint64_t b, uint64_t m)
 {
     return (uint64_t)((unsigned __int128)a * b % m);
@@ -1024,7 +1024,7 @@ int json_num_multiple_text(const char *a, size_t an, const char *b, size_t bn)
         return -1;
     if (!num_norm(&pa, &fa, &la, &xa))
         return 1;
-    if (la - fa + 1 > 18 || lb - fb + 1 > 18)
+    if (la - fa + 1 > 19 || lb - fb + 1 > 19)
         return -1;
     /* a = A x 10^ea and b = B x 10^eb with A, B integers free of trailing
      * zeros. If ea < eb, a/b = A / (B x 10^(eb-ea)) needs A divisible by
@@ -1236,6 +1236,27 @@ int json_lookup(const struct json_doc *d, uint32_t tok, const char *dotted,
     }
 }
 
+/* 1 if every member of object a has a member of object b with an equal
+ * key and an equal value. */
+static int members_in(const struct json_doc *da, uint32_t a,
+                      const struct json_doc *db, uint32_t b)
+{
+    uint32_t x = a + 1;
+    for (uint32_t k = 0; k < da->toks[a].count; k++) {
+        uint32_t y = b + 1, m;
+        for (m = 0; m < db->toks[b].count; m++) {
+            if (json_str_eq_tok(da, &da->toks[x], db, &db->toks[y]) &&
+                json_value_eq(da, x + 1, db, y + 1))
+                break;
+            y = db->toks[y + 1].next;
+        }
+        if (m == db->toks[b].count)
+            return 0;
+        x = da->toks[x + 1].next;
+    }
+    return 1;
+}
+
 int json_value_eq(const struct json_doc *da, uint32_t a,
                   const struct json_doc *db, uint32_t b)
 {
@@ -1261,37 +1282,11 @@ int json_value_eq(const struct json_doc *da, uint32_t a,
         }
         return 1;
     }
-    case JSON_OBJECT: {
-        if (ta->count != tb->count)
-            return 0;
-        /* Every member of a has an equal one in b, and every key of b is
-         * a key of a (so duplicate keys cannot make unequal sets match). */
-        uint32_t x = a + 1;
-        for (uint32_t k = 0; k < ta->count; k++) {
-            uint32_t y = b + 1, m;
-            for (m = 0; m < tb->count; m++) {
-                if (json_str_eq_tok(da, &da->toks[x], db, &db->toks[y]))
-                    break;
-                y = db->toks[y + 1].next;
-            }
-            if (m == tb->count || !json_value_eq(da, x + 1, db, y + 1))
-                return 0;
-            x = da->toks[x + 1].next;
-        }
-        uint32_t y = b + 1;
-        for (uint32_t k = 0; k < tb->count; k++) {
-            uint32_t xx = a + 1, m;
-            for (m = 0; m < ta->count; m++) {
-                if (json_str_eq_tok(db, &db->toks[y], da, &da->toks[xx]))
-                    break;
-                xx = da->toks[xx + 1].next;
-            }
-            if (m == ta->count)
-                return 0;
-            y = db->toks[y + 1].next;
-        }
-        return 1;
-    }
+    case JSON_OBJECT:
+        /* Members as a set of (key, value) pairs, checked both ways so
+         * that duplicate keys cannot make unequal objects match. */
+        return ta->count == tb->count && members_in(da, a, db, b) &&
+               members_in(db, b, da, a);
     }
     return 0;
 }

@@ -179,7 +179,7 @@ int json_num_cmp_text(const char *a, size_t an, const char *b, size_t bn);
 /*
  * Exact multipleOf: 1 if the number a is an integer multiple of b (both
  * valid JSON number texts, b != 0; signs are ignored), 0 if not, -1 if
- * the question is too costly to answer exactly (more than 18 significant
+ * the question is too costly to answer exactly (more than 19 significant
  * digits on either side) or b is 0; the caller then falls back to doubles. 0.3 is a multiple of 0.1 here, unlike with fmod.
  */
 int json_num_multiple_text(const char *a, size_t an, const char *b, size_t bn);

@@ -356,7 +356,10 @@ static void test_multiple(void **state)
     assert_int_equal(mult("1e-300", "1e300"), 0);
     assert_int_equal(mult("19.99", "0.01"), 1);
     assert_int_equal(mult("1", "0"), -1);
-    assert_int_equal(mult("1.2345678901234567891", "1"), -1);
+    assert_int_equal(mult("-9223372036854775808", "1"), 1);
+    assert_int_equal(mult("9999999999999999999", "3"), 1);
+    assert_int_equal(mult("9999999999999999998", "3"), 0);
+    assert_int_equal(mult("1.23456789012345678912", "1"), -1);
 }
 
 static void test_strings(void **state)
@@ -491,6 +494,11 @@ static void test_value_eq(void **state)
     assert_false(json_value_eq(&b, 0, &doc, 0));
     assert_int_equal(json_scan(&b, "[]", 2), JSON_OK);
     assert_false(json_value_eq(&doc, 0, &b, 0));
+    /* Found by fuzz_json: duplicate keys, compared with itself. */
+    assert_int_equal(scan("{\"a\":1,\"a\":2,\"\\u0061\":3}"), JSON_OK);
+    assert_true(json_value_eq(&doc, 0, &doc, 0));
+    assert_int_equal(json_scan(&b, "{\"a\":3,\"a\":1,\"a\":2}", 19), JSON_OK);
+    assert_true(json_value_eq(&doc, 0, &b, 0));
     json_doc_release(&b);
 }
 
