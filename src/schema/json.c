@@ -40,6 +40,13 @@
 #define COLD
 #endif
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define HAVE_SSE2 1
+#else
+#define HAVE_SSE2 0
+#endif
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define SWAR 1
 #else
@@ -92,14 +99,15 @@ INLINE uint64_t load8(const unsigned char *p)
 }
 
 /* High bit set in each byte lane that is '"', '\\', < 0x20 or >= 0x80.
- * Borrows can flag lanes above a true hit, never below one, so the lowest
- * set bit is always exact, which is all the caller uses. */
+ * Borrows start only in lanes that are hits and only flag lanes above
+ * them, so the lowest set bit is exact, which is all the caller uses.
+ * (x - 0x20) | x has the high bit for b < 0x20 and b >= 0x80; q - 1 for an
+ * ASCII lane has it only if q is 0; non-ASCII lanes are hits anyway. */
 INLINE uint64_t str_special(uint64_t x)
 {
     uint64_t q = x ^ (ONES * '"');
     uint64_t b = x ^ (ONES * '\\');
-    return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((x - ONES * 0x20) & ~x) |
-            x) & HIGHS;
+    return ((x - ONES * 0x20) | x | (q - ONES) | (b - ONES)) & HIGHS;
 }
 #endif
 
@@ -317,11 +325,12 @@ static enum json_error scan_escape(const unsigned char *s, size_t len,
 
 /*
  * The string whose opening quote is at s[*pi]. On success *pi is just past
- * the closing quote and the token's flags and code point count are set.
+ * the closing quote, *count is the number of code points and *flags the
+ * JSON_F_* flags of the token.
  */
 INLINE enum json_error scan_string(const unsigned char *s, size_t len,
-                                   size_t *pi, struct json_tok *t,
-                                   struct scan_fail *f)
+                                   size_t *pi, uint32_t *count,
+                                   uint8_t *pflags, struct scan_fail *f)
 {
     size_t i = *pi + 1;
     uint32_t cps = 0;
@@ -329,6 +338,23 @@ INLINE enum json_error scan_string(const unsigned char *s, size_t len,
     size_t start = i;
     enum json_error err;
     for (;;) {
+#if HAVE_SSE2
+        /* Signed compare: bytes >= 0x80 are negative, so "< 0x20" also
+         * catches them. */
+        while (i + 16 <= len) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i m = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            if (mask) {
+                i += (size_t)__builtin_ctz(mask);
+                goto special;
+            }
+            i += 16;
+        }
+#endif
 #if SWAR
         while (i + 8 <= len) {
             uint64_t m = str_special(load8(s + i));
@@ -374,10 +400,8 @@ INLINE enum json_error scan_string(const unsigned char *s, size_t len,
         }
         start = i;
     }
-    cps += (uint32_t)(i - start);
-    t->flags = flags;
-    t->count = cps;
-    t->len = (uint32_t)(i + 1 - *pi);
+    *count = cps + (uint32_t)(i - start);
+    *pflags = flags;
     *pi = i + 1;
     return JSON_OK;
 }
@@ -386,7 +410,7 @@ INLINE enum json_error scan_string(const unsigned char *s, size_t len,
 
 /* The number at s[*pi]: grammar only. */
 INLINE enum json_error scan_number(const unsigned char *s, size_t len,
-                                   size_t *pi, struct json_tok *t,
+                                   size_t *pi, uint8_t *pflags,
                                    struct scan_fail *f)
 {
     size_t i = *pi;
@@ -448,8 +472,7 @@ INLINE enum json_error scan_number(const unsigned char *s, size_t len,
         while (i < len && IS_DIGIT(s[i]))
             i++;
     }
-    t->flags = flags;
-    t->len = (uint32_t)(i - *pi);
+    *pflags = flags;
     *pi = i;
     return JSON_OK;
 }
@@ -489,29 +512,19 @@ INLINE int scan_literal(const unsigned char *s, size_t len, size_t i,
         goto fail;                                                           \
     } while (0)
 
-/* Append a token; t points at it. parent_ is stored in next for containers
- * (the chain of open containers), the following index for scalars. */
-#define PUSH(type_, next_)                                                   \
+/* Append a complete token with one store. A container's next holds its
+ * parent's index until it closes (the chain of open containers). */
+#define EMIT(type_, flags_, off_, len_, next_, count_)                       \
     do {                                                                     \
         if (UNLIKELY(n == cap)) {                                            \
-            d->ntoks = n;                                                    \
             err = tape_grow(d, limit);                                       \
-            if (err) {                                                       \
-                f.off = i;                                                   \
-                f.expected = NULL;                                           \
-                goto fail;                                                   \
-            }                                                                \
+            if (err)                                                         \
+                FAIL(err, (off_), NULL);                                     \
             toks = d->toks;                                                  \
             cap = d->cap;                                                    \
         }                                                                    \
-        t = &toks[n];                                                        \
-        t->type = (type_);                                                   \
-        t->flags = 0;                                                        \
-        t->reserved = 0;                                                     \
-        t->off = (uint32_t)i;                                                \
-        t->len = 0;                                                          \
-        t->count = 0;                                                        \
-        t->next = (next_);                                                   \
+        toks[n] = (struct json_tok){(type_), (flags_), 0, (uint32_t)(off_),  \
+                                    (uint32_t)(len_), (next_), (count_)};    \
         n++;                                                                 \
     } while (0)
 
@@ -519,19 +532,21 @@ enum json_error json_scan(struct json_doc *d, const char *src, size_t len)
 {
     const unsigned char *s = (const unsigned char *)src;
     struct json_tok *toks = d->toks, *t;
-    uint32_t n = 0, cap = d->cap, cur = NONE, depth = 0;
+    /* cur: the innermost open container (NONE at the top level); cnt and
+     * in_obj: its member count and kind, kept out of memory until a child
+     * container opens or it closes. */
+    uint32_t n = 0, cap = d->cap, cur = NONE, depth = 0, cnt = 0;
     uint32_t maxd = d->max_depth ? d->max_depth : WEIR_DEFAULT_MAX_DEPTH;
     uint32_t limit;
-    size_t i = 0;
+    int in_obj = 0;
+    size_t i = 0, start;
     enum json_error err = JSON_OK;
     struct scan_fail f = {0, NULL};
+    uint32_t sc;
+    uint8_t sf;
 
     d->src = src;
     d->src_len = len;
-    d->ntoks = 0;
-    d->err = JSON_OK;
-    d->err_off = 0;
-    d->expected = NULL;
     if (len > JSON_MAX_INPUT)
         FAIL(JSON_ERR_TOO_LARGE, 0, NULL);
     /* Every token takes at least one byte, so len + 1 is never reached:
@@ -543,82 +558,98 @@ enum json_error json_scan(struct json_doc *d, const char *src, size_t len)
         FAIL(JSON_ERR_BOM, 0, NULL);
 
 value:
-    if (UNLIKELY(i < len && is_ws[s[i]]))
+    if (UNLIKELY(i >= len || s[i] <= ' ')) {
         SKIP_WS();
-    if (UNLIKELY(i >= len)) {
-        if (n == 0)
-            FAIL(JSON_ERR_EMPTY, i, "a JSON value");
-        FAIL(JSON_ERR_EOF, i, "a value");
+        if (i >= len) {
+            if (n == 0)
+                FAIL(JSON_ERR_EMPTY, i, "a JSON value");
+            FAIL(JSON_ERR_EOF, i, "a value");
+        }
     }
     switch (value_class[s[i]]) {
     case V_STR:
-        PUSH(JSON_STRING, n + 1);
-        err = scan_string(s, len, &i, t, &f);
+        start = i;
+        err = scan_string(s, len, &i, &sc, &sf, &f);
         if (UNLIKELY(err))
             goto fail;
+        EMIT(JSON_STRING, sf, start, i - start, n + 1, sc);
         goto after_value;
     case V_NUM:
-        PUSH(JSON_NUMBER, n + 1);
-        err = scan_number(s, len, &i, t, &f);
+        start = i;
+        err = scan_number(s, len, &i, &sf, &f);
         if (UNLIKELY(err))
             goto fail;
+        EMIT(JSON_NUMBER, sf, start, i - start, n + 1, 0);
         goto after_value;
     case V_OBJ:
         if (UNLIKELY(++depth > maxd))
             FAIL(JSON_ERR_DEPTH, i, NULL);
-        PUSH(JSON_OBJECT, cur);
+        if (cur != NONE)
+            toks[cur].count = cnt;
+        EMIT(JSON_OBJECT, 0, i, 0, cur, 0);
         cur = n - 1;
+        cnt = 0;
+        in_obj = 1;
         i++;
-        SKIP_WS();
+        if (UNLIKELY(i < len && s[i] <= ' '))
+            SKIP_WS();
+        if (LIKELY(i < len && s[i] == '"'))
+            goto key;
         if (i < len && s[i] == '}')
             goto close;
-        if (UNLIKELY(i >= len || s[i] != '"'))
-            FAIL(i >= len ? JSON_ERR_EOF : JSON_ERR_SYNTAX, i,
-                 "'\"' to begin an object key, or '}'");
-        goto key;
+        FAIL(i >= len ? JSON_ERR_EOF : JSON_ERR_SYNTAX, i,
+             "'\"' to begin an object key, or '}'");
     case V_ARR:
         if (UNLIKELY(++depth > maxd))
             FAIL(JSON_ERR_DEPTH, i, NULL);
-        PUSH(JSON_ARRAY, cur);
+        if (cur != NONE)
+            toks[cur].count = cnt;
+        EMIT(JSON_ARRAY, 0, i, 0, cur, 0);
         cur = n - 1;
+        cnt = 1;
+        in_obj = 0;
         i++;
-        SKIP_WS();
-        if (i < len && s[i] == ']')
+        if (UNLIKELY(i < len && s[i] <= ' '))
+            SKIP_WS();
+        if (i < len && s[i] == ']') {
+            cnt = 0;
             goto close;
-        toks[cur].count = 1;
+        }
         goto value;
     case V_TRUE:
-        PUSH(JSON_TRUE, n + 1);
         if (UNLIKELY(scan_literal(s, len, i, "true", 4, &f, &err)))
             goto fail;
-        t->len = 4;
+        EMIT(JSON_TRUE, 0, i, 4, n + 1, 0);
         i += 4;
         goto after_value;
     case V_FALSE:
-        PUSH(JSON_FALSE, n + 1);
         if (UNLIKELY(scan_literal(s, len, i, "false", 5, &f, &err)))
             goto fail;
-        t->len = 5;
+        EMIT(JSON_FALSE, 0, i, 5, n + 1, 0);
         i += 5;
         goto after_value;
     case V_NULL:
-        PUSH(JSON_NULL, n + 1);
         if (UNLIKELY(scan_literal(s, len, i, "null", 4, &f, &err)))
             goto fail;
-        t->len = 4;
+        EMIT(JSON_NULL, 0, i, 4, n + 1, 0);
         i += 4;
         goto after_value;
     default:
+        if (i == 0 && len >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) ||
+                                   (s[0] == 0xFE && s[1] == 0xFF)))
+            FAIL(JSON_ERR_SYNTAX, 0, "UTF-8 JSON, not UTF-16 (this starts "
+                                     "with a UTF-16 byte order mark)");
         FAIL(JSON_ERR_SYNTAX, i, "a value");
     }
 
 key:
     /* s[i] is the '"' of a key in object cur. */
-    toks[cur].count++;
-    PUSH(JSON_STRING, n + 1);
-    err = scan_string(s, len, &i, t, &f);
+    cnt++;
+    start = i;
+    err = scan_string(s, len, &i, &sc, &sf, &f);
     if (UNLIKELY(err))
         goto fail;
+    EMIT(JSON_STRING, sf, start, i - start, n + 1, sc);
     if (UNLIKELY(i >= len || s[i] != ':')) {
         SKIP_WS();
         if (UNLIKELY(i >= len || s[i] != ':'))
@@ -631,13 +662,13 @@ key:
 after_value:
     if (UNLIKELY(cur == NONE))
         goto done;
-    if (UNLIKELY(i < len && is_ws[s[i]]))
+    if (UNLIKELY(i >= len || s[i] <= ' ')) {
         SKIP_WS();
-    if (UNLIKELY(i >= len))
-        FAIL(JSON_ERR_EOF, i, toks[cur].type == JSON_OBJECT
-                                  ? "',' or '}' after object member"
-                                  : "',' or ']' after array element");
-    if (toks[cur].type == JSON_OBJECT) {
+        if (UNLIKELY(i >= len))
+            FAIL(JSON_ERR_EOF, i, in_obj ? "',' or '}' after object member"
+                                         : "',' or ']' after array element");
+    }
+    if (in_obj) {
         if (LIKELY(s[i] == ',')) {
             i++;
             if (UNLIKELY(i >= len || s[i] != '"')) {
@@ -654,7 +685,7 @@ after_value:
     }
     if (LIKELY(s[i] == ',')) {
         i++;
-        toks[cur].count++;
+        cnt++;
         goto value;
     }
     if (LIKELY(s[i] == ']'))
@@ -667,15 +698,26 @@ close:
     cur = t->next;
     t->next = n;
     t->len = (uint32_t)(i + 1 - t->off);
+    t->count = cnt;
     depth--;
     i++;
+    if (cur != NONE) {
+        cnt = toks[cur].count;
+        in_obj = toks[cur].type == JSON_OBJECT;
+    }
     goto after_value;
 
 done:
-    SKIP_WS();
-    if (UNLIKELY(i < len))
-        FAIL(JSON_ERR_TRAILING, i, "nothing but whitespace after the value");
+    if (UNLIKELY(i < len)) {
+        SKIP_WS();
+        if (i < len)
+            FAIL(JSON_ERR_TRAILING, i,
+                 "nothing but whitespace after the value");
+    }
     d->ntoks = n;
+    d->err = JSON_OK;
+    d->err_off = 0;
+    d->expected = NULL;
     return JSON_OK;
 
 fail:

@@ -173,6 +173,9 @@ static void test_error_offsets(void **state)
     FAILS("\xef\xbb\xbf[]", JSON_ERR_BOM, 0,
           "invalid JSON at byte 0: starts with a UTF-8 byte order mark (EF BB "
           "BF), which RFC 8259 section 8.1 forbids; send the JSON without it");
+    FAILS("\xff\xfe[\0]\0", JSON_ERR_SYNTAX, 0,
+          "invalid JSON at byte 0: expected UTF-8 JSON, not UTF-16 (this "
+          "starts with a UTF-16 byte order mark), found byte 0xFF");
     /* A string long enough for the eight-byte loop, error in the tail. */
     FAILS("\"0123456789abcdef\x01\"", JSON_ERR_CONTROL, 17, NULL);
     FAILS("\"0123456789abcdefgh\x80\"", JSON_ERR_UTF8, 19, NULL);
