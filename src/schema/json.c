@@ -111,6 +111,26 @@ INLINE uint64_t str_special(uint64_t x)
 }
 #endif
 
+#if HAVE_SSE2
+/* 0xFF in each lane that is '"', '\\', < 0x20 or >= 0x80 (a signed compare
+ * puts bytes >= 0x80 below 0x20). */
+INLINE __m128i str_special16(__m128i x)
+{
+    return _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                     _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+                        _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+}
+
+/* Bit k set if byte k of x is a digit (signed compares: bytes >= 0x80 are
+ * negative, so never above '/'). */
+INLINE unsigned digits16(__m128i x)
+{
+    return (unsigned)_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)),
+                      _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1))));
+}
+#endif
+
 /* ---- UTF-8 ---------------------------------------------------------- */
 
 /* Length (2-4) of the valid multi-byte sequence at s[i], or 0. Table 3-7
@@ -259,68 +279,70 @@ INLINE int hex4(const unsigned char *s, size_t i, size_t len,
     return v;
 }
 
-/* The escape at s[*pi] (a backslash): check it, count one code point. */
-static enum json_error scan_escape(const unsigned char *s, size_t len,
-                                   size_t *pi, uint32_t *cps, uint8_t *flags,
-                                   struct scan_fail *f)
+/*
+ * The escape whose backslash is at s[i]: the index just past it, or 0 with
+ * *err and f set. *nonascii is set if it decodes to U+0080 or above. Takes
+ * and returns values, not pointers to the caller's index, so that the
+ * scan loop keeps its index in a register.
+ */
+static size_t scan_escape(const unsigned char *s, size_t len, size_t i,
+                          int *nonascii, struct scan_fail *f,
+                          enum json_error *err)
 {
-    size_t i = *pi;
-    enum json_error err = JSON_OK;
-    *flags |= JSON_F_ESCAPED;
     if (i + 1 >= len) {
         f->off = i + 1;
         f->expected = "an escape character after '\\'";
-        return JSON_ERR_EOF;
+        *err = JSON_ERR_EOF;
+        return 0;
     }
     switch (s[i + 1]) {
     case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r':
     case 't':
-        *pi = i + 2;
-        (*cps)++;
-        return JSON_OK;
+        return i + 2;
     case 'u':
         break;
     default:
         f->off = i + 1;
         f->expected = "an escape character: one of \" \\ / b f n r t u";
-        return JSON_ERR_ESCAPE;
+        *err = JSON_ERR_ESCAPE;
+        return 0;
     }
-    int cp = hex4(s, i + 2, len, f, &err);
+    int cp = hex4(s, i + 2, len, f, err);
     if (cp < 0)
-        return err;
+        return 0;
     if (cp >= 0xD800 && cp <= 0xDFFF) {
         if (cp >= 0xDC00) {
             f->off = i;
             f->expected = "a high surrogate \\uD800-\\uDBFF before a low one";
-            return JSON_ERR_SURROGATE;
+            *err = JSON_ERR_SURROGATE;
+            return 0;
         }
         f->expected = "a low surrogate \\uDC00-\\uDFFF after a high one";
         if (i + 6 >= len || (s[i + 6] == '\\' && i + 7 >= len)) {
             f->off = i + 6 >= len ? i + 6 : i + 7;
-            return JSON_ERR_EOF;
+            *err = JSON_ERR_EOF;
+            return 0;
         }
         if (s[i + 6] != '\\' || s[i + 7] != 'u') {
             f->off = i + 6;
-            return JSON_ERR_SURROGATE;
+            *err = JSON_ERR_SURROGATE;
+            return 0;
         }
-        int lo = hex4(s, i + 8, len, f, &err);
+        int lo = hex4(s, i + 8, len, f, err);
         if (lo < 0)
-            return err;
+            return 0;
         if (lo < 0xDC00 || lo > 0xDFFF) {
             f->off = i + 6;
             f->expected = "a low surrogate \\uDC00-\\uDFFF after a high one";
-            return JSON_ERR_SURROGATE;
+            *err = JSON_ERR_SURROGATE;
+            return 0;
         }
-        *pi = i + 12;
-        *flags |= JSON_F_NONASCII;
-        (*cps)++;
-        return JSON_OK;
+        *nonascii = 1;
+        return i + 12;
     }
     if (cp >= 0x80)
-        *flags |= JSON_F_NONASCII;
-    *pi = i + 6;
-    (*cps)++;
-    return JSON_OK;
+        *nonascii = 1;
+    return i + 6;
 }
 
 /*
@@ -336,26 +358,29 @@ INLINE enum json_error scan_string(const unsigned char *s, size_t len,
     uint32_t cps = 0;
     uint8_t flags = 0;
     size_t start = i;
-    enum json_error err;
     for (;;) {
 #if HAVE_SSE2
         /* Signed compare: bytes >= 0x80 are negative, so "< 0x20" also
-         * catches them. */
+         * catches them. Sixteen bytes at a time, then eight. */
         while (i + 16 <= len) {
             __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-            __m128i m = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
-                             _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
-                _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
-            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            unsigned mask = (unsigned)_mm_movemask_epi8(str_special16(x));
             if (mask) {
                 i += (size_t)__builtin_ctz(mask);
                 goto special;
             }
             i += 16;
         }
-#endif
-#if SWAR
+        if (i + 8 <= len) {
+            __m128i x = _mm_loadl_epi64((const __m128i *)(const void *)(s + i));
+            unsigned mask = (unsigned)_mm_movemask_epi8(str_special16(x)) & 0xFF;
+            if (mask) {
+                i += (size_t)__builtin_ctz(mask);
+                goto special;
+            }
+            i += 8;
+        }
+#elif SWAR
         while (i + 8 <= len) {
             uint64_t m = str_special(load8(s + i));
             if (m) {
@@ -378,9 +403,13 @@ INLINE enum json_error scan_string(const unsigned char *s, size_t len,
         /* Count the plain run so far; the special byte counts below. */
         cps += (uint32_t)(i - start);
         if (s[i] == '\\') {
-            err = scan_escape(s, len, &i, &cps, &flags, f);
-            if (err)
+            int nonascii = 0;
+            enum json_error err = JSON_OK;
+            i = scan_escape(s, len, i, &nonascii, f, &err);
+            if (!i)
                 return err;
+            flags |= JSON_F_ESCAPED | (nonascii ? JSON_F_NONASCII : 0);
+            cps++;
         } else if (s[i] >= 0x80) {
             size_t k = utf8_seq(s, i, len);
             if (UNLIKELY(!k)) {
@@ -408,6 +437,43 @@ INLINE enum json_error scan_string(const unsigned char *s, size_t len,
 
 /* ---- numbers -------------------------------------------------------- */
 
+/* Index of the first byte at or after s[i] that is not a digit. */
+INLINE size_t skip_digits(const unsigned char *s, size_t i, size_t len)
+{
+#if HAVE_SSE2
+    while (i + 16 <= len) {
+        unsigned nd = ~digits16(
+            _mm_loadu_si128((const __m128i *)(const void *)(s + i))) & 0xFFFF;
+        if (nd)
+            return i + (size_t)__builtin_ctz(nd);
+        i += 16;
+    }
+    if (i + 8 <= len) {
+        unsigned nd = ~digits16(
+            _mm_loadl_epi64((const __m128i *)(const void *)(s + i))) & 0xFF;
+        if (nd)
+            return i + (size_t)__builtin_ctz(nd);
+        i += 8;
+    }
+#elif SWAR
+    /* v is zero in digit lanes: high nibble 3, and still 3 after + 6.
+     * Carries out of a lane start at a non-digit and only disturb lanes
+     * above it; nz flags the nonzero lanes of v without carries. */
+    while (i + 8 <= len) {
+        uint64_t x = load8(s + i);
+        uint64_t v = ((x & (ONES * 0xF0)) ^ (ONES * 0x30)) |
+                     (((x + ONES * 0x06) & (ONES * 0xF0)) ^ (ONES * 0x30));
+        uint64_t nz = (((v & (ONES * 0x7F)) + ONES * 0x7F) | v) & HIGHS;
+        if (nz)
+            return i + ((size_t)__builtin_ctzll(nz) >> 3);
+        i += 8;
+    }
+#endif
+    while (i < len && IS_DIGIT(s[i]))
+        i++;
+    return i;
+}
+
 /* The number at s[*pi]: grammar only. */
 INLINE enum json_error scan_number(const unsigned char *s, size_t len,
                                    size_t *pi, uint8_t *pflags,
@@ -433,20 +499,7 @@ INLINE enum json_error scan_number(const unsigned char *s, size_t len,
             return JSON_ERR_NUMBER;
         }
     } else {
-        i++;
-#if SWAR
-        /* Timestamps and ids: eight digits at a time. */
-        while (i + 8 <= len) {
-            uint64_t x = load8(s + i);
-            uint64_t digit = ((x & (ONES * 0xF0)) == ONES * 0x30) &
-                             (((x + ONES * 0x06) & (ONES * 0xF0)) == ONES * 0x30);
-            if (!digit)
-                break;
-            i += 8;
-        }
-#endif
-        while (i < len && IS_DIGIT(s[i]))
-            i++;
+        i = skip_digits(s, i + 1, len);
     }
     if (i < len && s[i] == '.') {
         flags &= (uint8_t)~JSON_F_INTEGER;
@@ -456,8 +509,7 @@ INLINE enum json_error scan_number(const unsigned char *s, size_t len,
             f->expected = "a digit after '.'";
             return i >= len ? JSON_ERR_EOF : JSON_ERR_NUMBER;
         }
-        while (i < len && IS_DIGIT(s[i]))
-            i++;
+        i = skip_digits(s, i + 1, len);
     }
     if (i < len && (s[i] | 0x20) == 'e') {
         flags &= (uint8_t)~JSON_F_INTEGER;
@@ -469,8 +521,7 @@ INLINE enum json_error scan_number(const unsigned char *s, size_t len,
             f->expected = "a digit in the exponent";
             return i >= len ? JSON_ERR_EOF : JSON_ERR_NUMBER;
         }
-        while (i < len && IS_DIGIT(s[i]))
-            i++;
+        i = skip_digits(s, i + 1, len);
     }
     *pflags = flags;
     *pi = i;
@@ -512,8 +563,37 @@ INLINE int scan_literal(const unsigned char *s, size_t len, size_t i,
         goto fail;                                                           \
     } while (0)
 
-/* Append a complete token with one store. A container's next holds its
- * parent's index until it closes (the chain of open containers). */
+/* Store a token as two 64-bit words and a 32-bit one (gcc turns a struct
+ * assignment into vector shuffles, which cost more than they save). */
+INLINE void tok_store(struct json_tok *t, unsigned type, unsigned flags,
+                      uint32_t off, uint32_t len, uint32_t next,
+                      uint32_t count)
+{
+    _Static_assert(sizeof(struct json_tok) == 20 &&
+                       offsetof(struct json_tok, off) == 4 &&
+                       offsetof(struct json_tok, len) == 8 &&
+                       offsetof(struct json_tok, next) == 12 &&
+                       offsetof(struct json_tok, count) == 16,
+                   "json_tok layout");
+#if SWAR
+    uint64_t w0 = (uint64_t)type | (uint64_t)flags << 8 | (uint64_t)off << 32;
+    uint64_t w1 = (uint64_t)len | (uint64_t)next << 32;
+    memcpy((char *)t, &w0, 8);
+    memcpy((char *)t + 8, &w1, 8);
+    memcpy((char *)t + 16, &count, 4);
+#else
+    t->type = (uint8_t)type;
+    t->flags = (uint8_t)flags;
+    t->reserved = 0;
+    t->off = off;
+    t->len = len;
+    t->next = next;
+    t->count = count;
+#endif
+}
+
+/* Append a complete token. A container's next holds its parent's index
+ * until it closes (the chain of open containers). */
 #define EMIT(type_, flags_, off_, len_, next_, count_)                       \
     do {                                                                     \
         if (UNLIKELY(n == cap)) {                                            \
@@ -523,8 +603,8 @@ INLINE int scan_literal(const unsigned char *s, size_t len, size_t i,
             toks = d->toks;                                                  \
             cap = d->cap;                                                    \
         }                                                                    \
-        toks[n] = (struct json_tok){(type_), (flags_), 0, (uint32_t)(off_),  \
-                                    (uint32_t)(len_), (next_), (count_)};    \
+        tok_store(&toks[n], (type_), (flags_), (uint32_t)(off_),             \
+                  (uint32_t)(len_), (next_), (count_));                      \
         n++;                                                                 \
     } while (0)
 
@@ -542,8 +622,8 @@ enum json_error json_scan(struct json_doc *d, const char *src, size_t len)
     size_t i = 0, start;
     enum json_error err = JSON_OK;
     struct scan_fail f = {0, NULL};
-    uint32_t sc;
-    uint8_t sf;
+    uint32_t sc = 0;
+    uint8_t sf = 0;
 
     d->src = src;
     d->src_len = len;
@@ -1006,6 +1086,21 @@ int json_num_int64(const struct json_doc *d, const struct json_tok *t,
         *out = (int64_t)v;
     }
     return 1;
+}
+
+int json_num_is_integer(const struct json_doc *d, const struct json_tok *t)
+{
+    struct num_parts np;
+    size_t first, last;
+    int64_t point;
+    if (t->type != JSON_NUMBER)
+        return 0;
+    if (t->flags & JSON_F_INTEGER)
+        return 1;
+    num_split(d->src + t->off, t->len, &np);
+    if (!num_norm(&np, &first, &last, &point))
+        return 1;
+    return point >= (int64_t)(last - first + 1);
 }
 
 int json_num_cmp_text(const char *a, size_t an, const char *b, size_t bn)

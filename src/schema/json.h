@@ -163,6 +163,14 @@ int json_num_int64(const struct json_doc *d, const struct json_tok *t,
                    int64_t *out);
 
 /*
+ * 1 if the number's value has no fractional part, however it is written
+ * (1, 1.0, 1e2, 1e400, -0: yes; 1.5, 1e-1: no). This is JSON Schema's
+ * "integer" type, which is about the value, not about int64 range; use
+ * json_num_int64 where the value must also fit.
+ */
+int json_num_is_integer(const struct json_doc *d, const struct json_tok *t);
+
+/*
  * Exact comparison of two numbers by decimal value (no rounding through
  * double: 0.1 < 0.10000000000000000001, 1 == 1.0 == 10e-1, -0 == 0).
  * Returns <0, 0 or >0. The tokens may come from different docs (an instance

@@ -269,6 +269,30 @@ static void test_int64(void **state)
     assert_int_equal(json_num_int64(&doc, &doc.toks[0], &v), 0);
 }
 
+static void test_is_integer(void **state)
+{
+    static const char *yes[] = {"1", "-0", "1.0", "1e2", "1e400", "0.0e-5",
+                                "150e-1", "123.4500e2", "-1.5E1"};
+    static const char *no[] = {"1.5", "1e-1", "0.1", "123.4501e2", "1e-400",
+                               "-1.05E1"};
+    for (size_t k = 0; k < sizeof yes / sizeof *yes; k++) {
+        assert_int_equal(scan(yes[k]), JSON_OK);
+        if (!json_num_is_integer(&doc, &doc.toks[0])) {
+            print_error("%s\n", yes[k]);
+            fail();
+        }
+    }
+    for (size_t k = 0; k < sizeof no / sizeof *no; k++) {
+        assert_int_equal(scan(no[k]), JSON_OK);
+        if (json_num_is_integer(&doc, &doc.toks[0])) {
+            print_error("%s\n", no[k]);
+            fail();
+        }
+    }
+    assert_int_equal(scan("\"1\""), JSON_OK);
+    assert_false(json_num_is_integer(&doc, &doc.toks[0]));
+}
+
 static void test_double(void **state)
 {
     static const struct {
@@ -636,6 +660,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_int64, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_is_integer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_double, setup, teardown),
         cmocka_unit_test_setup_teardown(test_num_cmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiple, setup, teardown),
