@@ -232,9 +232,18 @@ void json_doc_release(struct json_doc *d)
     d->ntoks = 0;
 }
 
-/* Double the tape, up to limit tokens. */
-COLD static enum json_error tape_grow(struct json_doc *d, uint32_t limit)
+/* The most tokens a scan of len bytes may put on d's tape. Every value
+ * takes at least one byte, so without max_toks len + 1 is never reached:
+ * that bound only guards the arithmetic. */
+static uint32_t tape_limit(const struct json_doc *d, size_t len)
 {
+    return d->max_toks ? d->max_toks : (uint32_t)len + 1;
+}
+
+/* Double the tape, up to tape_limit tokens. */
+COLD static enum json_error tape_grow(struct json_doc *d, size_t len)
+{
+    uint32_t limit = tape_limit(d, len);
     if (d->cap >= limit)
         return JSON_ERR_TOO_LARGE;
     uint64_t ncap = d->cap ? (uint64_t)d->cap * 2 : TAPE_MIN;
@@ -250,28 +259,34 @@ COLD static enum json_error tape_grow(struct json_doc *d, uint32_t limit)
 
 /* ---- strings -------------------------------------------------------- */
 
+/* Where and why a scan failed. */
 struct scan_fail {
     size_t off;
     const char *expected;
+    enum json_error err;
 };
 
+/* Record a failure. Returns 0, the "failed" value of the helpers below
+ * that return an index (a valid index after a token is never 0). */
+static size_t fail_at(struct scan_fail *f, enum json_error err, size_t off,
+                      const char *expected)
+{
+    f->err = err;
+    f->off = off;
+    f->expected = expected;
+    return 0;
+}
+
 /* Four hex digits at s[i]: the value, or -1 with f set. */
-INLINE int hex4(const unsigned char *s, size_t i, size_t len,
-                struct scan_fail *f, enum json_error *err)
+static int hex4(const unsigned char *s, size_t i, size_t len,
+                struct scan_fail *f)
 {
     int v = 0;
     for (size_t k = 0; k < 4; k++) {
-        if (i + k >= len) {
-            f->off = i + k;
-            f->expected = "a hex digit in \\u escape";
-            *err = JSON_ERR_EOF;
-            return -1;
-        }
-        int h = HEXVAL(s[i + k]);
+        int h = i + k < len ? HEXVAL(s[i + k]) : -1;
         if (h < 0) {
-            f->off = i + k;
-            f->expected = "a hex digit in \\u escape";
-            *err = JSON_ERR_ESCAPE;
+            fail_at(f, i + k < len ? JSON_ERR_ESCAPE : JSON_ERR_EOF, i + k,
+                    "a hex digit in \\u escape");
             return -1;
         }
         v = v << 4 | h;
@@ -281,20 +296,14 @@ INLINE int hex4(const unsigned char *s, size_t i, size_t len,
 
 /*
  * The escape whose backslash is at s[i]: the index just past it, or 0 with
- * *err and f set. *nonascii is set if it decodes to U+0080 or above. Takes
- * and returns values, not pointers to the caller's index, so that the
- * scan loop keeps its index in a register.
+ * f set. *nonascii is set if it decodes to U+0080 or above.
  */
 static size_t scan_escape(const unsigned char *s, size_t len, size_t i,
-                          int *nonascii, struct scan_fail *f,
-                          enum json_error *err)
+                          int *nonascii, struct scan_fail *f)
 {
-    if (i + 1 >= len) {
-        f->off = i + 1;
-        f->expected = "an escape character after '\\'";
-        *err = JSON_ERR_EOF;
-        return 0;
-    }
+    static const char low[] = "a low surrogate \\uDC00-\\uDFFF after a high one";
+    if (i + 1 >= len)
+        return fail_at(f, JSON_ERR_EOF, i + 1, "an escape character after '\\'");
     switch (s[i + 1]) {
     case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r':
     case 't':
@@ -302,137 +311,129 @@ static size_t scan_escape(const unsigned char *s, size_t len, size_t i,
     case 'u':
         break;
     default:
-        f->off = i + 1;
-        f->expected = "an escape character: one of \" \\ / b f n r t u";
-        *err = JSON_ERR_ESCAPE;
-        return 0;
+        return fail_at(f, JSON_ERR_ESCAPE, i + 1,
+                       "an escape character: one of \" \\ / b f n r t u");
     }
-    int cp = hex4(s, i + 2, len, f, err);
+    int cp = hex4(s, i + 2, len, f);
     if (cp < 0)
         return 0;
-    if (cp >= 0xD800 && cp <= 0xDFFF) {
-        if (cp >= 0xDC00) {
-            f->off = i;
-            f->expected = "a high surrogate \\uD800-\\uDBFF before a low one";
-            *err = JSON_ERR_SURROGATE;
-            return 0;
-        }
-        f->expected = "a low surrogate \\uDC00-\\uDFFF after a high one";
-        if (i + 6 >= len || (s[i + 6] == '\\' && i + 7 >= len)) {
-            f->off = i + 6 >= len ? i + 6 : i + 7;
-            *err = JSON_ERR_EOF;
-            return 0;
-        }
-        if (s[i + 6] != '\\' || s[i + 7] != 'u') {
-            f->off = i + 6;
-            *err = JSON_ERR_SURROGATE;
-            return 0;
-        }
-        int lo = hex4(s, i + 8, len, f, err);
-        if (lo < 0)
-            return 0;
-        if (lo < 0xDC00 || lo > 0xDFFF) {
-            f->off = i + 6;
-            f->expected = "a low surrogate \\uDC00-\\uDFFF after a high one";
-            *err = JSON_ERR_SURROGATE;
-            return 0;
-        }
-        *nonascii = 1;
-        return i + 12;
+    if (cp < 0xD800 || cp > 0xDFFF) {
+        *nonascii |= cp >= 0x80;
+        return i + 6;
     }
-    if (cp >= 0x80)
-        *nonascii = 1;
-    return i + 6;
+    if (cp >= 0xDC00)
+        return fail_at(f, JSON_ERR_SURROGATE, i,
+                       "a high surrogate \\uD800-\\uDBFF before a low one");
+    if (i + 6 >= len)
+        return fail_at(f, JSON_ERR_EOF, i + 6, low);
+    if (s[i + 6] != '\\')
+        return fail_at(f, JSON_ERR_SURROGATE, i + 6, low);
+    if (i + 7 >= len)
+        return fail_at(f, JSON_ERR_EOF, i + 7, low);
+    if (s[i + 7] != 'u')
+        return fail_at(f, JSON_ERR_SURROGATE, i + 6, low);
+    int lo = hex4(s, i + 8, len, f);
+    if (lo < 0)
+        return 0;
+    if (lo < 0xDC00 || lo > 0xDFFF)
+        return fail_at(f, JSON_ERR_SURROGATE, i + 6, low);
+    *nonascii = 1;
+    return i + 12;
 }
 
-/*
- * The string whose opening quote is at s[*pi]. On success *pi is just past
- * the closing quote, *count is the number of code points and *flags the
- * JSON_F_* flags of the token.
- */
-INLINE enum json_error scan_string(const unsigned char *s, size_t len,
-                                   size_t *pi, uint32_t *count,
-                                   uint8_t *pflags, struct scan_fail *f)
+/* The first byte at or after s[i] that is '"', '\\', a control byte or
+ * >= 0x80, or len. */
+INLINE size_t str_skip_plain(const unsigned char *s, size_t i, size_t len)
 {
-    size_t i = *pi + 1;
-    uint32_t cps = 0;
-    uint8_t flags = 0;
-    size_t start = i;
-    for (;;) {
 #if HAVE_SSE2
-        /* Signed compare: bytes >= 0x80 are negative, so "< 0x20" also
-         * catches them. Sixteen bytes at a time, then eight. */
-        while (i + 16 <= len) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-            unsigned mask = (unsigned)_mm_movemask_epi8(str_special16(x));
-            if (mask) {
-                i += (size_t)__builtin_ctz(mask);
-                goto special;
-            }
-            i += 16;
-        }
-        if (i + 8 <= len) {
-            __m128i x = _mm_loadl_epi64((const __m128i *)(const void *)(s + i));
-            unsigned mask = (unsigned)_mm_movemask_epi8(str_special16(x)) & 0xFF;
-            if (mask) {
-                i += (size_t)__builtin_ctz(mask);
-                goto special;
-            }
-            i += 8;
-        }
+    while (i + 16 <= len) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        unsigned mask = (unsigned)_mm_movemask_epi8(str_special16(x));
+        if (mask)
+            return i + (size_t)__builtin_ctz(mask);
+        i += 16;
+    }
+    if (i + 8 <= len) {
+        __m128i x = _mm_loadl_epi64((const __m128i *)(const void *)(s + i));
+        unsigned mask = (unsigned)_mm_movemask_epi8(str_special16(x)) & 0xFF;
+        if (mask)
+            return i + (size_t)__builtin_ctz(mask);
+        i += 8;
+    }
 #elif SWAR
-        while (i + 8 <= len) {
-            uint64_t m = str_special(load8(s + i));
-            if (m) {
-                i += (size_t)__builtin_ctzll(m) >> 3;
-                goto special;
-            }
-            i += 8;
-        }
+    while (i + 8 <= len) {
+        uint64_t m = str_special(load8(s + i));
+        if (m)
+            return i + ((size_t)__builtin_ctzll(m) >> 3);
+        i += 8;
+    }
 #endif
-        while (i < len && str_plain[s[i]])
-            i++;
-        if (UNLIKELY(i >= len)) {
-            f->off = len;
-            f->expected = "'\"' to close the string";
-            return JSON_ERR_EOF;
+    while (i < len && str_plain[s[i]])
+        i++;
+    return i;
+}
+
+/* How a string ended. Returned by value so that nothing of the scan loop
+ * has its address taken. */
+struct str_end {
+    size_t end;     /* index just past the closing quote; 0 on failure */
+    uint32_t count; /* code points of the decoded value */
+    uint32_t flags; /* JSON_F_ESCAPED, JSON_F_NONASCII */
+};
+
+/*
+ * The rest of a string that is not plain ASCII: open is the index of its
+ * opening quote, s[i] the first byte that is not plain (not the closing
+ * quote). Out of line: the scan loop only inlines the plain case.
+ */
+static struct str_end scan_string_rest(const unsigned char *s, size_t len,
+                                       size_t open, size_t i,
+                                       struct scan_fail *f)
+{
+    struct str_end r = {0, 0, 0};
+    size_t start = open + 1;
+    uint32_t cps = 0, flags = 0;
+    for (;;) {
+        if (i >= len) {
+            fail_at(f, JSON_ERR_EOF, len, "'\"' to close the string");
+            return r;
         }
-    special:
-        if (LIKELY(s[i] == '"'))
+        unsigned c = s[i];
+        if (c == '"')
             break;
-        /* Count the plain run so far; the special byte counts below. */
         cps += (uint32_t)(i - start);
-        if (s[i] == '\\') {
+        if (c == '\\') {
             int nonascii = 0;
-            enum json_error err = JSON_OK;
-            i = scan_escape(s, len, i, &nonascii, f, &err);
+            i = scan_escape(s, len, i, &nonascii, f);
             if (!i)
-                return err;
+                return r;
             flags |= JSON_F_ESCAPED | (nonascii ? JSON_F_NONASCII : 0);
             cps++;
-        } else if (s[i] >= 0x80) {
-            size_t k = utf8_seq(s, i, len);
-            if (UNLIKELY(!k)) {
-                f->off = i;
-                f->expected = utf8_why(s, i, len);
-                return JSON_ERR_UTF8;
-            }
+        } else if (c >= 0x80) {
+            /* A run of multi-byte characters (text in most scripts). */
+            do {
+                size_t k = utf8_seq(s, i, len);
+                if (UNLIKELY(!k)) {
+                    fail_at(f, JSON_ERR_UTF8, i, utf8_why(s, i, len));
+                    return r;
+                }
+                cps++;
+                i += k;
+            } while (i < len && s[i] >= 0x80);
             flags |= JSON_F_NONASCII;
-            cps++;
-            i += k;
         } else {
-            f->off = i;
-            f->expected = s[i] ? "a control character escaped as \\n, \\t or "
-                                 "\\u00XX"
-                               : "no NUL byte (write it as \\u0000)";
-            return JSON_ERR_CONTROL;
+            fail_at(f, JSON_ERR_CONTROL, i,
+                    c ? "a control character escaped as \\n, \\t or \\u00XX"
+                      : "no NUL byte (write it as \\u0000)");
+            return r;
         }
         start = i;
+        i = str_skip_plain(s, i, len);
     }
-    *count = cps + (uint32_t)(i - start);
-    *pflags = flags;
-    *pi = i + 1;
-    return JSON_OK;
+    r.end = i + 1;
+    r.count = cps + (uint32_t)(i - start);
+    r.flags = flags;
+    return r;
 }
 
 /* ---- numbers -------------------------------------------------------- */
@@ -474,79 +475,82 @@ INLINE size_t skip_digits(const unsigned char *s, size_t i, size_t len)
     return i;
 }
 
-/* The number at s[*pi]: grammar only. */
-INLINE enum json_error scan_number(const unsigned char *s, size_t len,
-                                   size_t *pi, uint8_t *pflags,
-                                   struct scan_fail *f)
+/* The number starting at s[i]: grammar only. Returns the index just past
+ * it, or 0 with f set; *pflags gets JSON_F_INTEGER and JSON_F_NEGATIVE. */
+INLINE size_t scan_number(const unsigned char *s, size_t len, size_t i,
+                          unsigned *pflags, struct scan_fail *f)
 {
-    size_t i = *pi;
-    uint8_t flags = JSON_F_INTEGER;
+    unsigned flags = JSON_F_INTEGER;
     if (s[i] == '-') {
         flags |= JSON_F_NEGATIVE;
         i++;
-    }
-    if (UNLIKELY(i >= len || !IS_DIGIT(s[i]))) {
-        f->off = i;
-        f->expected = "a digit after '-'";
-        return i >= len ? JSON_ERR_EOF : JSON_ERR_NUMBER;
+        if (UNLIKELY(i >= len || !IS_DIGIT(s[i])))
+            return fail_at(f, i >= len ? JSON_ERR_EOF : JSON_ERR_NUMBER, i,
+                           "a digit after '-'");
     }
     if (s[i] == '0') {
         i++;
-        if (UNLIKELY(i < len && IS_DIGIT(s[i]))) {
-            f->off = i;
-            f->expected = "'.', 'e' or the end of the number after a leading "
-                          "0 (no leading zeros)";
-            return JSON_ERR_NUMBER;
-        }
+        if (UNLIKELY(i < len && IS_DIGIT(s[i])))
+            return fail_at(f, JSON_ERR_NUMBER, i,
+                           "'.', 'e' or the end of the number after a "
+                           "leading 0 (no leading zeros)");
     } else {
         i = skip_digits(s, i + 1, len);
     }
     if (i < len && s[i] == '.') {
-        flags &= (uint8_t)~JSON_F_INTEGER;
+        flags = flags & ~(unsigned)JSON_F_INTEGER;
         i++;
-        if (UNLIKELY(i >= len || !IS_DIGIT(s[i]))) {
-            f->off = i;
-            f->expected = "a digit after '.'";
-            return i >= len ? JSON_ERR_EOF : JSON_ERR_NUMBER;
-        }
+        if (UNLIKELY(i >= len || !IS_DIGIT(s[i])))
+            return fail_at(f, i >= len ? JSON_ERR_EOF : JSON_ERR_NUMBER, i,
+                           "a digit after '.'");
         i = skip_digits(s, i + 1, len);
     }
     if (i < len && (s[i] | 0x20) == 'e') {
-        flags &= (uint8_t)~JSON_F_INTEGER;
+        flags = flags & ~(unsigned)JSON_F_INTEGER;
         i++;
         if (i < len && (s[i] == '+' || s[i] == '-'))
             i++;
-        if (UNLIKELY(i >= len || !IS_DIGIT(s[i]))) {
-            f->off = i;
-            f->expected = "a digit in the exponent";
-            return i >= len ? JSON_ERR_EOF : JSON_ERR_NUMBER;
-        }
+        if (UNLIKELY(i >= len || !IS_DIGIT(s[i])))
+            return fail_at(f, i >= len ? JSON_ERR_EOF : JSON_ERR_NUMBER, i,
+                           "a digit in the exponent");
         i = skip_digits(s, i + 1, len);
     }
     *pflags = flags;
-    *pi = i;
-    return JSON_OK;
+    return i;
 }
 
 /* ---- the scanner ---------------------------------------------------- */
 
-/* The literal word (true, false, null) at s[i]: 0, or the offset of the
- * first wrong byte with *err set. */
-INLINE int scan_literal(const unsigned char *s, size_t len, size_t i,
-                        const char *word, size_t n, struct scan_fail *f,
-                        enum json_error *err)
+/* The literal word (true, false, null) at s[i]: 1 if it is there, else 0
+ * with f at the first wrong byte. */
+static int scan_literal(const unsigned char *s, size_t len, size_t i,
+                        const char *word, size_t n, struct scan_fail *f)
 {
     if (LIKELY(i + n <= len && memcmp(s + i, word, n) == 0))
-        return 0;
+        return 1;
     size_t k = 0;
     while (i + k < len && k < n && s[i + k] == (unsigned char)word[k])
         k++;
-    f->off = i + k;
-    f->expected = n == 4 ? (word[0] == 't' ? "the literal true"
-                                           : "the literal null")
-                         : "the literal false";
-    *err = i + k >= len ? JSON_ERR_EOF : JSON_ERR_SYNTAX;
-    return -1;
+    fail_at(f, i + k >= len ? JSON_ERR_EOF : JSON_ERR_SYNTAX, i + k,
+            word[0] == 't' ? "the literal true"
+            : word[0] == 'f' ? "the literal false" : "the literal null");
+    return 0;
+}
+
+/* Store a token field by field. (gcc turns a struct assignment, and even
+ * these stores, into vector shuffles that cost more than they save; the
+ * scan function is compiled without SLP vectorization for that reason.) */
+INLINE void tok_store(struct json_tok *t, unsigned type, unsigned flags,
+                      uint32_t off, uint32_t len, uint32_t next,
+                      uint32_t count)
+{
+    t->type = (uint8_t)type;
+    t->flags = (uint8_t)flags;
+    t->reserved = 0;
+    t->off = off;
+    t->len = len;
+    t->next = next;
+    t->count = count;
 }
 
 #define SKIP_WS()                                                            \
@@ -557,49 +561,18 @@ INLINE int scan_literal(const unsigned char *s, size_t len, size_t i,
 
 #define FAIL(e_, off_, exp_)                                                 \
     do {                                                                     \
-        err = (e_);                                                          \
-        f.off = (off_);                                                      \
-        f.expected = (exp_);                                                 \
+        fail_at(&f, (e_), (off_), (exp_));                                   \
         goto fail;                                                           \
     } while (0)
-
-/* Store a token as two 64-bit words and a 32-bit one (gcc turns a struct
- * assignment into vector shuffles, which cost more than they save). */
-INLINE void tok_store(struct json_tok *t, unsigned type, unsigned flags,
-                      uint32_t off, uint32_t len, uint32_t next,
-                      uint32_t count)
-{
-    _Static_assert(sizeof(struct json_tok) == 20 &&
-                       offsetof(struct json_tok, off) == 4 &&
-                       offsetof(struct json_tok, len) == 8 &&
-                       offsetof(struct json_tok, next) == 12 &&
-                       offsetof(struct json_tok, count) == 16,
-                   "json_tok layout");
-#if SWAR
-    uint64_t w0 = (uint64_t)type | (uint64_t)flags << 8 | (uint64_t)off << 32;
-    uint64_t w1 = (uint64_t)len | (uint64_t)next << 32;
-    memcpy((char *)t, &w0, 8);
-    memcpy((char *)t + 8, &w1, 8);
-    memcpy((char *)t + 16, &count, 4);
-#else
-    t->type = (uint8_t)type;
-    t->flags = (uint8_t)flags;
-    t->reserved = 0;
-    t->off = off;
-    t->len = len;
-    t->next = next;
-    t->count = count;
-#endif
-}
 
 /* Append a complete token. A container's next holds its parent's index
  * until it closes (the chain of open containers). */
 #define EMIT(type_, flags_, off_, len_, next_, count_)                       \
     do {                                                                     \
         if (UNLIKELY(n == cap)) {                                            \
-            err = tape_grow(d, limit);                                       \
-            if (err)                                                         \
-                FAIL(err, (off_), NULL);                                     \
+            enum json_error gerr_ = tape_grow(d, len);                       \
+            if (gerr_)                                                       \
+                FAIL(gerr_, (off_), NULL);                                   \
             toks = d->toks;                                                  \
             cap = d->cap;                                                    \
         }                                                                    \
@@ -608,30 +581,48 @@ INLINE void tok_store(struct json_tok *t, unsigned type, unsigned flags,
         n++;                                                                 \
     } while (0)
 
+/* The string whose opening quote is at s[i], as a token; i ends just past
+ * it. The plain ASCII case is inline, the rest out of line. */
+#define STRING_TOKEN()                                                       \
+    do {                                                                     \
+        size_t open_ = i;                                                    \
+        i = str_skip_plain(s, i + 1, len);                                   \
+        if (LIKELY(i < len && s[i] == '"')) {                                \
+            i++;                                                             \
+            EMIT(JSON_STRING, 0, open_, i - open_, n + 1,                    \
+                 (uint32_t)(i - open_ - 2));                                 \
+        } else {                                                             \
+            struct str_end r_ = scan_string_rest(s, len, open_, i, &f);      \
+            if (UNLIKELY(!r_.end))                                           \
+                goto fail;                                                   \
+            i = r_.end;                                                      \
+            EMIT(JSON_STRING, r_.flags, open_, i - open_, n + 1, r_.count);  \
+        }                                                                    \
+    } while (0)
+
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-slp-vectorize")))
+#endif
 enum json_error json_scan(struct json_doc *d, const char *src, size_t len)
 {
     const unsigned char *s = (const unsigned char *)src;
     struct json_tok *toks = d->toks, *t;
-    /* cur: the innermost open container (NONE at the top level); cnt and
-     * in_obj: its member count and kind, kept out of memory until a child
-     * container opens or it closes. */
-    uint32_t n = 0, cap = d->cap, cur = NONE, depth = 0, cnt = 0;
-    uint32_t maxd = d->max_depth ? d->max_depth : WEIR_DEFAULT_MAX_DEPTH;
+    /* cur: the innermost open container (NONE at the top level); cnt: its
+     * member count, kept out of memory until a child container opens or
+     * it closes; room: how many more levels may open. Few live variables
+     * matter: the loop must keep them all in registers. */
+    uint32_t n = 0, cap = d->cap, cur = NONE, cnt = 0;
+    uint32_t room = d->max_depth ? d->max_depth : WEIR_DEFAULT_MAX_DEPTH;
     uint32_t limit;
-    int in_obj = 0;
     size_t i = 0, start;
-    enum json_error err = JSON_OK;
-    struct scan_fail f = {0, NULL};
-    uint32_t sc = 0;
-    uint8_t sf = 0;
+    unsigned nf;
+    struct scan_fail f = {0, NULL, JSON_OK};
 
     d->src = src;
     d->src_len = len;
     if (len > JSON_MAX_INPUT)
         FAIL(JSON_ERR_TOO_LARGE, 0, NULL);
-    /* Every token takes at least one byte, so len + 1 is never reached:
-     * the default cap only guards the arithmetic. */
-    limit = d->max_toks ? d->max_toks : (uint32_t)len + 1;
+    limit = tape_limit(d, len);
     if (cap > limit)
         cap = limit; /* a tape grown by an earlier scan must not lift it */
     if (len >= 3 && s[0] == 0xEF && s[1] == 0xBB && s[2] == 0xBF)
@@ -648,28 +639,23 @@ value:
     }
     switch (value_class[s[i]]) {
     case V_STR:
-        start = i;
-        err = scan_string(s, len, &i, &sc, &sf, &f);
-        if (UNLIKELY(err))
-            goto fail;
-        EMIT(JSON_STRING, sf, start, i - start, n + 1, sc);
+        STRING_TOKEN();
         goto after_value;
     case V_NUM:
         start = i;
-        err = scan_number(s, len, &i, &sf, &f);
-        if (UNLIKELY(err))
+        i = scan_number(s, len, i, &nf, &f);
+        if (UNLIKELY(!i))
             goto fail;
-        EMIT(JSON_NUMBER, sf, start, i - start, n + 1, 0);
+        EMIT(JSON_NUMBER, nf, start, i - start, n + 1, 0);
         goto after_value;
     case V_OBJ:
-        if (UNLIKELY(++depth > maxd))
+        if (UNLIKELY(room-- == 0))
             FAIL(JSON_ERR_DEPTH, i, NULL);
         if (cur != NONE)
             toks[cur].count = cnt;
         EMIT(JSON_OBJECT, 0, i, 0, cur, 0);
         cur = n - 1;
         cnt = 0;
-        in_obj = 1;
         i++;
         if (UNLIKELY(i < len && s[i] <= ' '))
             SKIP_WS();
@@ -680,14 +666,13 @@ value:
         FAIL(i >= len ? JSON_ERR_EOF : JSON_ERR_SYNTAX, i,
              "'\"' to begin an object key, or '}'");
     case V_ARR:
-        if (UNLIKELY(++depth > maxd))
+        if (UNLIKELY(room-- == 0))
             FAIL(JSON_ERR_DEPTH, i, NULL);
         if (cur != NONE)
             toks[cur].count = cnt;
         EMIT(JSON_ARRAY, 0, i, 0, cur, 0);
         cur = n - 1;
         cnt = 1;
-        in_obj = 0;
         i++;
         if (UNLIKELY(i < len && s[i] <= ' '))
             SKIP_WS();
@@ -697,19 +682,19 @@ value:
         }
         goto value;
     case V_TRUE:
-        if (UNLIKELY(scan_literal(s, len, i, "true", 4, &f, &err)))
+        if (UNLIKELY(!scan_literal(s, len, i, "true", 4, &f)))
             goto fail;
         EMIT(JSON_TRUE, 0, i, 4, n + 1, 0);
         i += 4;
         goto after_value;
     case V_FALSE:
-        if (UNLIKELY(scan_literal(s, len, i, "false", 5, &f, &err)))
+        if (UNLIKELY(!scan_literal(s, len, i, "false", 5, &f)))
             goto fail;
         EMIT(JSON_FALSE, 0, i, 5, n + 1, 0);
         i += 5;
         goto after_value;
     case V_NULL:
-        if (UNLIKELY(scan_literal(s, len, i, "null", 4, &f, &err)))
+        if (UNLIKELY(!scan_literal(s, len, i, "null", 4, &f)))
             goto fail;
         EMIT(JSON_NULL, 0, i, 4, n + 1, 0);
         i += 4;
@@ -725,11 +710,7 @@ value:
 key:
     /* s[i] is the '"' of a key in object cur. */
     cnt++;
-    start = i;
-    err = scan_string(s, len, &i, &sc, &sf, &f);
-    if (UNLIKELY(err))
-        goto fail;
-    EMIT(JSON_STRING, sf, start, i - start, n + 1, sc);
+    STRING_TOKEN();
     if (UNLIKELY(i >= len || s[i] != ':')) {
         SKIP_WS();
         if (UNLIKELY(i >= len || s[i] != ':'))
@@ -745,10 +726,11 @@ after_value:
     if (UNLIKELY(i >= len || s[i] <= ' ')) {
         SKIP_WS();
         if (UNLIKELY(i >= len))
-            FAIL(JSON_ERR_EOF, i, in_obj ? "',' or '}' after object member"
-                                         : "',' or ']' after array element");
+            FAIL(JSON_ERR_EOF, i, toks[cur].type == JSON_OBJECT
+                                      ? "',' or '}' after object member"
+                                      : "',' or ']' after array element");
     }
-    if (in_obj) {
+    if (toks[cur].type == JSON_OBJECT) {
         if (LIKELY(s[i] == ',')) {
             i++;
             if (UNLIKELY(i >= len || s[i] != '"')) {
@@ -779,12 +761,10 @@ close:
     t->next = n;
     t->len = (uint32_t)(i + 1 - t->off);
     t->count = cnt;
-    depth--;
+    room++;
     i++;
-    if (cur != NONE) {
+    if (cur != NONE)
         cnt = toks[cur].count;
-        in_obj = toks[cur].type == JSON_OBJECT;
-    }
     goto after_value;
 
 done:
@@ -802,10 +782,10 @@ done:
 
 fail:
     d->ntoks = 0;
-    d->err = err;
+    d->err = f.err;
     d->err_off = f.off;
     d->expected = f.expected;
-    return err;
+    return f.err;
 }
 
 /* ---- errors --------------------------------------------------------- */
