@@ -100,6 +100,13 @@ static void check_number(const struct json_doc *d, uint32_t i)
     }
     int m = json_num_multiple_text(raw, t->len, raw, t->len);
     CHECK(m != 0);
+    int isint = json_num_is_integer(d, t);
+    if (t->flags & JSON_F_INTEGER)
+        CHECK(isint);
+    if (json_num_int64(d, t, &iv))
+        CHECK(isint);
+    if (isint && isfinite(v))
+        CHECK(v == floor(v));
 }
 
 static void check_object(const struct json_doc *d, uint32_t i)
