@@ -4,6 +4,7 @@
  */
 #include "store/quarantine.h"
 #include "core/wtime.h"
+#include "schema/json.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -28,8 +29,9 @@ int quar_reason_parse(const char *s)
 }
 
 /* Length of the valid UTF-8 sequence at p[0..n), 0 if there is none
- * (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF).
- * TODO: use json_utf8_valid (schema/json.h) once the scanner is merged. */
+ * (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF). Only for
+ * the short text fields, which are repaired sequence by sequence; whole
+ * raw records are checked by the scanner's json_utf8_valid. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
 {
     unsigned char c = p[0];
@@ -60,29 +62,6 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
         if (p[i] < 0x80 || p[i] > 0xBF)
             return 0;
     return len;
-}
-
-static int utf8_valid(const void *s, size_t n)
-{
-    const unsigned char *p = s;
-    size_t i = 0;
-    while (i < n) {
-        /* ASCII runs are the common case: skip them 8 bytes at a time. */
-        while (i + 8 <= n) {
-            uint64_t v;
-            memcpy(&v, p + i, 8);
-            if (v & UINT64_C(0x8080808080808080))
-                break;
-            i += 8;
-        }
-        if (i >= n)
-            break;
-        size_t k = utf8_seq(p + i, n - i);
-        if (!k)
-            return 0;
-        i += k;
-    }
-    return 1;
 }
 
 /* A string we did not check (a peer address, a message that may quote
@@ -149,7 +128,7 @@ int quar_format(struct buf *out, const char *pipeline,
         rc = put_text(out, r->error);
     size_t before_raw = out->len;
     const char *raw = r->raw ? r->raw : "";
-    if (!rc && utf8_valid(raw, r->raw_len)) {
+    if (!rc && json_utf8_valid(raw, r->raw_len)) {
         rc = buf_puts(out, ",\"raw\":");
         if (!rc)
             rc = buf_put_json_string(out, raw, r->raw_len);
