@@ -253,14 +253,14 @@ static void test_names_unique_across_restarts(void **state)
 {
     struct seg_config c;
     cfg_init(&c, root);
-    char want[4096] = "";
+    struct buf want = BUF_INIT(4096);
+    buf_puts(&want, "");
     for (int r = 0; r < 5; r++) {
         struct seg_writer *w = writer(&c);
         char rec[32];
         snprintf(rec, sizeof(rec), "r%d", r);
         append_ok(w, H0, rec);
-        strcat(want, rec);
-        strcat(want, "\n");
+        buf_appendf(&want, "%s\n", rec);
         assert_int_equal(seg_close_all(w), 0);
         seg_writer_free(w);
     }
@@ -269,7 +269,7 @@ static void test_names_unique_across_restarts(void **state)
     append_ok(w, H0, "crashed");
     assert_int_equal(seg_flush(w), 0);
     seg_writer_free(w);
-    strcat(want, "crashed\n");
+    buf_puts(&want, "crashed\n");
     /* the counter file lost: names still never collide */
     char seq[PATH_MAX];
     snprintf(seq, sizeof(seq), "%s/p/raw/_seq/n1-0", root);
@@ -278,7 +278,7 @@ static void test_names_unique_across_restarts(void **state)
     append_ok(w, H0, "after");
     assert_int_equal(seg_close_all(w), 0);
     seg_writer_free(w);
-    strcat(want, "after\n");
+    buf_puts(&want, "after\n");
     /* another thread's counter is its own */
     c.thread = 1;
     w = writer(&c);
@@ -297,9 +297,10 @@ static void test_names_unique_across_restarts(void **state)
     int nseg;
     char *t = partition_text(root, H0, &nseg);
     assert_int_equal(nseg, 8);
-    strcat(want, "t1\n");
-    assert_string_equal(t, want);
+    buf_puts(&want, "t1\n");
+    assert_string_equal(t, want.data);
     free(t);
+    buf_release(&want);
 
     /* a damaged counter is refused with a message, not silently reset */
     FILE *f = fopen(seq, "w");
@@ -317,13 +318,12 @@ static void test_roll(void **state)
     cfg_init(&c, root);
     c.segment_bytes = 100;
     struct seg_writer *w = writer(&c);
-    char want[1024] = "";
+    struct buf want = BUF_INIT(1024);
     for (int i = 0; i < 12; i++) {
         char rec[32];
         snprintf(rec, sizeof(rec), "record-%02d-abcdefghi", i); /* 19 + \n */
         append_ok(w, H0, rec);
-        strcat(want, rec);
-        strcat(want, "\n");
+        buf_appendf(&want, "%s\n", rec);
     }
     assert_int_equal(count_active(root), 0); /* the last 2 are in memory */
     assert_int_equal(seg_flush(w), 0);
@@ -336,8 +336,9 @@ static void test_roll(void **state)
     int nseg;
     char *t = partition_text(root, H0, &nseg);
     assert_int_equal(nseg, 3);
-    assert_string_equal(t, want);
+    assert_string_equal(t, want.data);
     free(t);
+    buf_release(&want);
     struct seg_list l;
     seg_list(root, "p", "raw", &l, NULL);
     assert_int_equal(l.v[0].size, 100);
