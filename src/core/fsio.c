@@ -33,28 +33,20 @@ static DIR *sys_opendir(const char *path)
     return opendir(path);
 }
 
-static const struct fsio_sys real_sys = {
-    .open = sys_open,
-    .close = close,
-    .read = read,
-    .pread = pread,
-    .write = write,
-    .pwrite = pwrite,
-    .fsync = fsync,
-    .fdatasync = fdatasync,
-    .ftruncate = ftruncate,
-    .fstat = fstat,
-    .stat = stat,
-    .rename = rename,
-    .renameat2 = sys_renameat2,
-    .link = link,
-    .unlink = unlink,
-    .mkdir = mkdir,
-    .rmdir = rmdir,
-    .opendir = sys_opendir,
-};
+/* A macro, not a const object, so that both tables can be initialised
+ * with it in standard C. */
+#define REAL_SYS                                                             \
+    {                                                                        \
+        .open = sys_open, .close = close, .read = read, .pread = pread,      \
+        .write = write, .pwrite = pwrite, .fsync = fsync,                    \
+        .fdatasync = fdatasync, .ftruncate = ftruncate, .fstat = fstat,      \
+        .stat = stat, .rename = rename, .renameat2 = sys_renameat2,          \
+        .link = link, .unlink = unlink, .mkdir = mkdir, .rmdir = rmdir,      \
+        .opendir = sys_opendir,                                              \
+    }
 
-static struct fsio_sys sys = real_sys;
+static const struct fsio_sys real_sys = REAL_SYS;
+static struct fsio_sys sys = REAL_SYS;
 
 void fsio_sys_get(struct fsio_sys *out)
 {

@@ -654,13 +654,13 @@ int seg_append(struct seg_writer *w, int64_t part_start_ns, const void *rec,
     case SEG_SYNC_GROUP:
         if (pending(w) >= w->cfg.fsync_bytes)
             return sync_all(w, 0);
-        /* Below the threshold, hand full chunks to the OS meanwhile. */
-        /* fall through */
+        break;
     case SEG_SYNC_NEVER:
-        if (p->buf.len - p->written >= SEG_WRITE_CHUNK)
-            return write_part(w, p);
-        return 0;
+        break;
     }
+    /* Below the fsync threshold, hand full chunks to the OS meanwhile. */
+    if (p->buf.len - p->written >= SEG_WRITE_CHUNK)
+        return write_part(w, p);
     return 0;
 }
 

@@ -52,6 +52,7 @@ static int teardown(void **state)
     return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+__attribute__((format(printf, 1, 2)))
 static char *at(const char *fmt, ...)
 {
     static char p[4][PATH_MAX];
