@@ -67,6 +67,8 @@ struct seg_writer {
     int64_t pending_since;   /* last_now when pending became non-zero */
     int64_t last_retry;
     int err;                 /* sticky error, 0 when healthy */
+    int64_t dirty_start;     /* the partition that took the last record */
+    int dirty;
     uint64_t seq_next, seq_end;
     struct stats_atomic st;
 };
@@ -625,6 +627,18 @@ int seg_append(struct seg_writer *w, int64_t part_start_ns, const void *rec,
     if (!part_is_start(part_start_ns, w->cfg.grain) ||
         len >= w->cfg.max_pending || (len && memchr(rec, '\n', len)))
         return WEIR_EINVAL;
+    /* Write order follows append order across partitions, so that after
+     * a process crash what a connection sent that landed is a prefix of
+     * it, without holes, also across an hour boundary: before the first
+     * record for another partition, hand the previous one's bytes to the
+     * OS. Only the partition taking records ever holds unwritten bytes;
+     * with one hour being written this costs nothing. */
+    if (w->dirty && w->dirty_start != part_start_ns && !w->err) {
+        struct part *q = find_part(w, w->dirty_start);
+        if (q)
+            write_part(w, q); /* a failure sets w->err, reported below */
+        w->dirty = 0;
+    }
     struct part *p = find_part(w, part_start_ns);
     if (!p && !(p = add_part(w, part_start_ns, &rc)))
         return rc;
@@ -644,6 +658,8 @@ int seg_append(struct seg_writer *w, int64_t part_start_ns, const void *rec,
     STAT_ADD(w, pending, len + 1);
     STAT_ADD(w, records, 1);
     STAT_ADD(w, bytes, len + 1);
+    w->dirty = 1;
+    w->dirty_start = part_start_ns;
     if (w->err)
         return w->err;
     if (p->file_len + p->buf.len >= w->cfg.segment_bytes)

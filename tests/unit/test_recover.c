@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -300,6 +302,147 @@ static void test_failures_leave_it_active(void **state)
                      WEIR_EINVAL);
 }
 
+/* ---- kill -9 at random instants ----------------------------------------- */
+
+#define ROUNDS 24
+
+/* The child: append records of round r forever, runs of 7 per hour over
+ * two hours, sizes 30 B to 2.5 KB; with `always`, report each index once
+ * seg_append returned 0 (counted as written). */
+static void crash_child(const char *data, enum seg_sync sync, int round,
+                        int ackfd)
+{
+    struct seg_config c = {
+        .data_dir = data, .pipeline = "p", .kind = "raw", .node = "n1",
+        .sync = sync, .segment_bytes = 64u << 10,
+        .fsync_interval_ns = 5 * WTIME_NS_PER_MS,
+    };
+    struct seg_writer *w;
+    if (seg_writer_new(&c, &w, NULL) != 0)
+        _exit(3);
+    static char pad[2600], rec[3000];
+    memset(pad, 'x', sizeof(pad) - 1);
+    for (int i = 0;; i++) {
+        int64_t start = H0 + ((i / 7) % 2) * WTIME_NS_PER_HOUR;
+        int n = snprintf(rec, sizeof(rec), "{\"r\":%d,\"i\":%d,\"pad\":\"%.*s\"}",
+                         round, i, (i * 37) % 2500, pad);
+        if (seg_append(w, start, rec, (size_t)n) != 0)
+            _exit(4);
+        if (sync == SEG_SYNC_ALWAYS && write(ackfd, &i, sizeof(i)) != sizeof(i))
+            _exit(5);
+        if ((i & 15) == 0)
+            seg_tick(w, wtime_mono_ns());
+    }
+}
+
+/* Parse one landed line; -1 if it is not a whole record of ours. */
+static int parse_rec(const char *line, int *r, int *i)
+{
+    char *end;
+    if (strncmp(line, "{\"r\":", 5) != 0)
+        return -1;
+    *r = (int)strtol(line + 5, &end, 10);
+    if (strncmp(end, ",\"i\":", 5) != 0)
+        return -1;
+    *i = (int)strtol(end + 5, &end, 10);
+    if (strncmp(end, ",\"pad\":\"", 8) != 0)
+        return -1;
+    end += 8;
+    size_t x = strspn(end, "x");
+    if (x != (size_t)((*i * 37) % 2500) || strcmp(end + x, "\"}") != 0)
+        return -1;
+    return 0;
+}
+
+static void test_kill9_rounds(void **state)
+{
+    int last_ack[ROUNDS], next[ROUNDS];
+    enum seg_sync syncs[3] = {SEG_SYNC_ALWAYS, SEG_SYNC_GROUP, SEG_SYNC_NEVER};
+    struct recover_stats total = {0};
+    srand(12345);
+    for (int round = 0; round < ROUNDS; round++) {
+        enum seg_sync sync = syncs[round % 3];
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            crash_child(root, sync, round, fds[1]);
+        }
+        close(fds[1]);
+        usleep((useconds_t)(10000 + rand() % 100000));
+        kill(pid, SIGKILL);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status)); /* not an early exit */
+        last_ack[round] = -1;
+        int v;
+        while (read(fds[0], &v, sizeof(v)) == sizeof(v))
+            last_ack[round] = v;
+        close(fds[0]);
+
+        /* restart: recovery, torn lines into quarantine */
+        struct seg_config qc = {.data_dir = root, .pipeline = "p",
+                                .node = "n1"};
+        struct quar_writer *q;
+        assert_int_equal(quar_writer_new(&qc, &q, NULL), 0);
+        struct recover_stats st = {0};
+        struct weir_errmsg e;
+        if (recover_pipeline(root, "p", "n1", recover_torn_to_quarantine, q,
+                             &st, &e) != 0)
+            fail_msg("recovery: %s", e.text);
+        assert_int_equal(seg_close_all(quar_seg(q)), 0);
+        quar_writer_free(q);
+        total.sealed += st.sealed;
+        total.torn += st.torn;
+    }
+
+    /* every line whole; per round the indexes that landed are exactly
+     * 0..k, each once, in order within an hour; k >= the last ack */
+    for (int r = 0; r < ROUNDS; r++)
+        next[r] = 0;
+    int last_in_hour[ROUNDS][2];
+    memset(last_in_hour, -1, sizeof(last_in_hour));
+    struct seg_list l;
+    assert_int_equal(seg_list(root, "p", "raw", &l, NULL), 0);
+    int seen[ROUNDS] = {0};
+    for (size_t k = 0; k < l.n; k++) {
+        assert_false(l.v[k].active);
+        int hour = l.v[k].part_start != H0;
+        size_t n;
+        char *t = get_file(l.v[k].path, &n);
+        assert_true(n == 0 || t[n - 1] == '\n');
+        for (char *line = t, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+            *nl = '\0';
+            int r, i;
+            if (parse_rec(line, &r, &i) != 0 || r < 0 || r >= ROUNDS)
+                fail_msg("not a whole record: %.80s", line);
+            assert_true(i > last_in_hour[r][hour]); /* in order, no dup */
+            assert_true(((i / 7) % 2) == hour);
+            last_in_hour[r][hour] = i;
+            seen[r]++;
+        }
+        free(t);
+    }
+    seg_list_release(&l);
+    for (int r = 0; r < ROUNDS; r++) {
+        int k = last_in_hour[r][0] > last_in_hour[r][1] ? last_in_hour[r][0]
+                                                         : last_in_hour[r][1];
+        /* increasing per hour + count == max+1: exactly 0..k, no hole */
+        assert_int_equal(seen[r], k + 1);
+        if (getenv("WEIR_TEST_VERBOSE"))
+            fprintf(stderr, "round %d %s: %d landed, last ack %d\n", r,
+                    seg_sync_name(syncs[r % 3]), seen[r], last_ack[r]);
+        if (syncs[r % 3] == SEG_SYNC_ALWAYS)
+            assert_true(k >= last_ack[r]);
+        (void)next;
+    }
+    if (getenv("WEIR_TEST_VERBOSE"))
+        fprintf(stderr, "kill -9 rounds: %d, sealed %lu, torn %lu\n", ROUNDS,
+                total.sealed, total.torn);
+}
+
 static void test_node_lock(void **state)
 {
     int a, b, c;
@@ -326,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_leave_it_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_rounds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

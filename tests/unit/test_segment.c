@@ -52,6 +52,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fsio_fault_off();
+    fsio_sys_set(NULL);
     return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -456,8 +457,10 @@ static void test_open_partitions_and_seal_before(void **state)
     assert_int_equal(seg_open_partitions(w), 2);
     struct seg_list l;
     seg_list(root, "p", "raw", &l, NULL);
-    assert_int_equal(l.n, 1);
+    assert_int_equal(l.n, 2);
     assert_true(l.v[0].part_start == H0 && !l.v[0].active);
+    /* H1 was handed to the OS when records moved on to another hour */
+    assert_true(l.v[1].part_start == H0 + HOUR && l.v[1].active);
     seg_list_release(&l);
     append_ok(w, H0, "late"); /* reopens H0 in a new segment, seals H1 */
     assert_int_equal(seg_flush(w), 0);
@@ -833,6 +836,33 @@ static void test_sealed_stays_sealed(void **state)
     seg_writer_free(w);
 }
 
+/* Bytes reach the OS in the order records were appended, across hours,
+ * so a process crash can only lose a suffix of what was sent. */
+static void test_write_order_across_hours(void **state)
+{
+    struct seg_config c;
+    cfg_init(&c, root);
+    struct seg_writer *w = writer(&c);
+    append_ok(w, H0, "a1");
+    append_ok(w, H0, "a2");
+    char *t = partition_text(root, H0, NULL);
+    assert_string_equal(t, ""); /* one hour: buffered as usual */
+    free(t);
+    append_ok(w, H0 + HOUR, "b1");
+    t = partition_text(root, H0, NULL);
+    assert_string_equal(t, "a1\na2\n"); /* written before b1 was taken */
+    free(t);
+    append_ok(w, H0, "a3");
+    t = partition_text(root, H0 + HOUR, NULL);
+    assert_string_equal(t, "b1\n");
+    free(t);
+    struct seg_stats st;
+    seg_stats(w, &st);
+    assert_int_equal(st.fsyncs, 0); /* written, not fsynced */
+    assert_int_equal(seg_close_all(w), 0);
+    seg_writer_free(w);
+}
+
 /* A full disk that stays full: the buffer fills to max_pending, then
  * records are refused (not taken) and memory stays bounded. */
 static void test_backpressure_bound(void **state)
@@ -894,6 +924,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_truncate_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sealed_stays_sealed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_order_across_hours, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
