@@ -43,6 +43,11 @@
  * except after a crash (which recovery cuts, recover.h). The price is that
  * memory holds up to fsync_bytes of already-written data per writer.
  *
+ * Write order follows append order across partitions: before the first
+ * record for another partition, the previous partition's unwritten bytes
+ * go to the OS. After a process crash what landed is therefore a prefix of
+ * what was appended, with no hole, also across an hour boundary.
+ *
  * Return values of seg_append (and quar_append), the backpressure contract:
  *
  *   code                  record  meaning, what the caller does
