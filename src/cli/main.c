@@ -12,6 +12,31 @@
 #include <string.h>
 
 const struct cli_cmd cli_commands[] = {
+    {"serve", cmd_serve, "run the pipelines of a config (none: the embedded default)",
+     "usage: weir serve [-c FILE]\n"
+     "\n"
+     "Listen, validate every record, file it by event hour in raw segments\n"
+     "(or in quarantine with the reason), until SIGTERM or SIGINT.\n"
+     "\n"
+     "  -c, --config FILE   the config (docs/config.md); without it the embedded\n"
+     "                      default: NDJSON on 127.0.0.1:7601, any JSON object,\n"
+     "                      data in ./weir-data, metrics on 127.0.0.1:7690\n"
+     "\n"
+     "On SIGTERM/SIGINT: stop accepting, read what connected senders already\n"
+     "sent (drain_timeout, 5 s), flush, fsync, seal, log the counters, exit 0.\n"
+     "Environment: WEIR_LOG=debug|info|warn|error, WEIR_LOG_FORMAT=text|json.\n"
+     "Exit: 0 clean stop, 2 configuration error, 3 runtime failure.\n"},
+    {"status", cmd_status, "counters of a running server, and what is on disk",
+     "usage: weir status [-c FILE] [--json]\n"
+     "\n"
+     "Per pipeline: records, valid, quarantined by reason, late, connections,\n"
+     "backpressure (from the running server's /status endpoint), and on disk:\n"
+     "partitions, raw segments (sealed / being written), quarantine.\n"
+     "\n"
+     "  -c, --config FILE   the config the server runs with\n"
+     "      --json          print the server's /status JSON as is\n"
+     "Exit: 0, 2 configuration error, 3 when the server is not reachable\n"
+     "(the on-disk part is printed all the same).\n"},
     {"validate", cmd_validate, "validate NDJSON records against a JSON Schema",
      "usage: weir validate -s SCHEMA [--lax] [--errors] [--format-assert]\n"
      "                     [--max-record BYTES] [--max-depth N] [FILE...]\n"
@@ -26,6 +51,8 @@ const struct cli_cmd cli_commands[] = {
      "      --format-assert   treat \"format\" as an assertion (default: annotation)\n"
      "      --max-record N    longest record in bytes (default 1 MiB)\n"
      "      --max-depth N     deepest nesting (default 256)\n"
+     "      --valid-out FILE  write the valid records to FILE, as they would be\n"
+     "                        stored (with --lax: the coerced values)\n"
      "  -q, --quiet           no summary line\n"
      "\n"
      "Line numbers count from 1, empty lines included; empty lines are skipped.\n"
