@@ -153,8 +153,13 @@ static int fail(struct ctx *c, const struct ynode *at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (at && at->line > 0)
-        snprintf(where, sizeof where, ":%d", at->line);
+    /* A block mapping or list starts at its first item; a message about
+     * the whole of it reads better at the key that introduced it. */
+    int line = at ? at->line : 0;
+    if (at && at->kind != YNODE_SCALAR && at->key_line > 0)
+        line = at->key_line;
+    if (line > 0)
+        snprintf(where, sizeof where, ":%d", line);
     if (c->plen)
         return errmsg_set(c->err, WEIR_ECONFIG, "%s%s: %s: %s", c->file, where, c->path, msg);
     return errmsg_set(c->err, WEIR_ECONFIG, "%s%s: %s", c->file, where, msg);
@@ -1114,8 +1119,10 @@ static int parse_pipeline(struct ctx *c, struct ynode *m, struct config_pipeline
         char a[32];
         config_format_size(c->cfg->limits.max_pending, a, sizeof a);
         size_t o2 = path_key(c, "max_record");
-        int rc = fail(c, map_get(m, "max_record"), "more than limits.max_pending (%s): "
-                      "raise that too", a);
+        char buf[128];
+        struct ynode *at = map_get(m, "max_record");
+        int rc = fail(c, at, "%s is more than limits.max_pending (%s): raise that too",
+                      shown(at, buf, sizeof buf), a);
         path_set(c, o2);
         return rc;
     }
@@ -1637,8 +1644,13 @@ static int check_listeners(struct ctx *c)
             config_format_addr(&cfg->metrics, a, sizeof a);
             struct ynode *at = c->root ? map_get(c->root, "metrics") : NULL;
             path_key(c, "metrics");
+            char who[128];
+            if (p->line > 0)
+                snprintf(who, sizeof who, "pipeline '%s' (line %d)", p->name, p->line);
+            else
+                snprintf(who, sizeof who, "the default pipeline '%s'", p->name);
             return fail(c, at ? at : source_node(c, i, "tcp"), "%s is also the tcp address "
-                        "of pipeline '%s' (line %d)", a, p->name, p->line);
+                        "of %s", a, who);
         }
     }
     return 0;

@@ -150,6 +150,8 @@ int ytree_parse(const char *text, size_t len, int max_depth,
                              "not a list or a mapping");
                     goto fail_ev;
                 }
+                if (parent->kind == YNODE_MAP && parent->n % 2 == 1)
+                    n->key_line = parent->last->line;
                 append_child(parent, n);
             }
             if (n->kind != YNODE_SCALAR)

@@ -18,6 +18,7 @@ enum ynode_kind { YNODE_SCALAR, YNODE_MAP, YNODE_SEQ };
 struct ynode {
     enum ynode_kind kind;
     int line;               /* 1-based line where the node starts */
+    int key_line;           /* a mapping's value: the line of its key, else 0 */
     int is_null;            /* plain scalar "", "~", "null", "Null", "NULL" */
     char *text;             /* scalar: NUL-terminated (may hold NULs: see len) */
     size_t len;
