@@ -310,10 +310,11 @@ static void mask_kv(const char *dsn, struct out *o)
             }
             if (*p)
                 p++;
-        } else {
-            while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != ';')
-                p++;
         }
+        /* Up to the next separator, also after a closing quote: a secret
+         * written 'abc'def must not leak its tail. */
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != ';')
+            p++;
         if (is_secret_key(key, klen))
             out_put(o, "****", 4);
         else

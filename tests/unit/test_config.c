@@ -550,6 +550,8 @@ static void test_mask_dsn(void **state)
     } cases[] = {
         {"host=x user=weir password=s3cret dbname=wh", "host=x user=weir password=**** dbname=wh"},
         {"password='a b\\' c' host=x", "password=**** host=x"},
+        {"password='a b'tail host=x", "password=**** host=x"},
+        {"password=**** host=x", "password=**** host=x"},
         {"host=x PASSWORD = secret", "host=x PASSWORD = ****"},
         {"Server=x;Uid=u;Pwd=secret;Database=d", "Server=x;Uid=u;Pwd=****;Database=d"},
         {"host=x passfile=/p", "host=x passfile=/p"},
