@@ -661,7 +661,11 @@ static int val_field(struct ctx *c, struct ynode *v, char **out)
     return 0;
 }
 
-/* ---- key getters: absent keys leave *out (the default) alone ---- */
+/* ---- key getters: absent keys leave *out (the default) alone ----
+ *
+ * Each get_X(c, map, key, ..., out) reads one optional key with val_X,
+ * the key added to the error path while its value is read. They differ
+ * only in the val_X they call, hence one macro rather than nine copies. */
 
 static struct ynode *enter(struct ctx *c, struct ynode *m, const char *key, size_t *old)
 {

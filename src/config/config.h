@@ -63,6 +63,10 @@ struct sockaddr;
 #define CONFIG_DEFAULT_TIME_FIELD "timestamp"
 #define CONFIG_DEFAULT_KAFKA_GROUP "weir"
 
+/* The schema of a pipeline without a schema file (pipeline.schema NULL):
+ * any JSON object. Compile this text instead of reading a file. */
+#define CONFIG_DEFAULT_SCHEMA "{\"type\":\"object\"}"
+
 /* A listen or connect address: "host:port" or "[v6]:port". host is as
  * written (a name or a literal; brackets removed), never resolved here. */
 struct config_addr {
@@ -152,7 +156,7 @@ struct config_pipeline {
     char *name;                 /* [a-z_][a-z0-9_]*: dataset, folder, view */
     int line;                   /* line of the entry in the file, for messages */
     struct config_source source;
-    char *schema;               /* absolute path; NULL: any JSON object */
+    char *schema;               /* absolute path; NULL: CONFIG_DEFAULT_SCHEMA */
     int lax;                    /* pydantic-style coercion */
     int format_assert;          /* "format" is an assertion */
     char *time_field;           /* dotted path, e.g. "timestamp" or "meta.ts" */
