@@ -378,6 +378,39 @@ out:
     return rc;
 }
 
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+ * Values must be text: a YAML escape ("\uD800") or an environment variable
+ * can hold bytes that are not, and those cannot be written back out. */
+static int valid_utf8(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s;
+        int n;
+        unsigned min, cp;
+        if (c < 0x80) {
+            s++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1, min = 0x80, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, min = 0x800, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        for (int i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
 /* The text of scalar v after ${VAR} expansion. */
 static int scalar(struct ctx *c, struct ynode *v, const char **out)
 {
@@ -389,6 +422,9 @@ static int scalar(struct ctx *c, struct ynode *v, const char **out)
         int rc = expand(c, v);
         if (rc)
             return rc;
+        if (!valid_utf8((const unsigned char *)v->expanded))
+            return fail(c, v, "is not valid UTF-8 text%s",
+                        strcmp(v->expanded, v->text) ? " after ${} expansion" : "");
     }
     *out = v->expanded;
     return 0;

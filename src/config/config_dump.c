@@ -17,20 +17,54 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A YAML double-quoted string. */
+/* Decode one UTF-8 sequence (the loader only lets valid UTF-8 in). */
+static unsigned utf8_next(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    unsigned cp = s[0];
+    int n = cp < 0x80 ? 0 : cp < 0xe0 ? 1 : cp < 0xf0 ? 2 : 3;
+    if (n)
+        cp &= 0x3fu >> n;
+    for (int i = 1; i <= n && s[i]; i++)
+        cp = (cp << 6) | (s[i] & 0x3f);
+    *p = s + 1;
+    for (int i = 1; i <= n && **p; i++)
+        (*p)++;
+    return cp;
+}
+
+/* Code points libyaml reads back exactly inside double quotes. Others are
+ * escaped: controls, C1 (U+0085 would be folded into a space as a line
+ * break), U+2028/U+2029 (line breaks too), the BOM and non-characters. */
+static int yaml_verbatim(unsigned cp)
+{
+    if (cp >= 0x20 && cp <= 0x7e)
+        return 1;
+    if (cp >= 0xa0 && cp <= 0xd7ff)
+        return cp != 0x2028 && cp != 0x2029;
+    if (cp >= 0xe000 && cp <= 0xfffd)
+        return cp != 0xfeff;
+    return cp >= 0x10000 && cp <= 0x10ffff;
+}
+
+/* A YAML double-quoted string that the loader reads back to s. */
 static int put_str(struct buf *b, const char *s)
 {
+    const unsigned char *p = (const unsigned char *)s;
     int rc = buf_putc(b, '"');
-    for (; *s && !rc; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            rc = buf_appendf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            rc = buf_appendf(b, "\\x%02x", ch);
-        else if (ch == '$' && s[1] == '{')
-            rc = buf_puts(b, "$$");
+    while (*p && !rc) {
+        const unsigned char *start = p;
+        unsigned cp = utf8_next(&p);
+        if (cp == '"' || cp == '\\')
+            rc = buf_appendf(b, "\\%c", (char)cp);
+        else if (cp == '$' && *p == '{')
+            rc = buf_puts(b, "$$"); /* "${" would be expanded on reading */
+        else if (yaml_verbatim(cp))
+            rc = buf_append(b, start, (size_t)(p - start));
+        else if (cp <= 0xff)
+            rc = buf_appendf(b, "\\x%02x", cp);
         else
-            rc = buf_putc(b, (char)ch);
+            rc = buf_appendf(b, "\\u%04x", cp);
     }
     return rc ? rc : buf_putc(b, '"');
 }

@@ -424,6 +424,26 @@ static void test_values_misc(void **state)
     assert_non_null(strstr(load_err(y, &err), "is longer than 63 characters"));
     assert_non_null(strstr(load_err("data_dir: \"a\\0b\"\n", &err), "contains a NUL"));
     assert_non_null(strstr(load_err("data_dir: \"\"\n", &err), "data_dir: must not be empty"));
+    /* Text only: a lone surrogate from an escape (libyaml refuses it), or
+     * bytes from the environment that are not UTF-8, are refused. */
+    assert_string_equal(load_err("data_dir: \"\\uD800\"\n", &err),
+                        "weir.yaml:1: YAML: found invalid Unicode character escape code "
+                        "while parsing a quoted scalar");
+    setenv("WEIR_TEST_BYTES", "\xff\xfe", 1);
+    assert_string_equal(load_err("data_dir: ${WEIR_TEST_BYTES}\n", &err),
+                        "weir.yaml:1: data_dir: is not valid UTF-8 text after ${} expansion");
+    unsetenv("WEIR_TEST_BYTES");
+    /* Characters YAML would not read back verbatim survive the dump. */
+    load_ok("data_dir: \"/a\\Nb\\x80c\\Ld\\uFEFFe\\t\\x01\u00e9\U0001F600\"\n", &cfg);
+    struct buf b = BUF_INIT(1 << 20);
+    assert_int_equal(config_dump(&cfg, &b), 0);
+    assert_non_null(strstr(b.data, "data_dir: \"/a\\x85b\\x80c\\u2028d\\ufeffe\\x09\\x01\u00e9\U0001F600\"\n"));
+    struct weir_config again;
+    assert_int_equal(config_load_string("d.yaml", b.data, b.len, "/", &again, &err), 0);
+    assert_string_equal(again.data_dir, cfg.data_dir);
+    config_release(&again);
+    config_release(&cfg);
+    buf_release(&b);
 }
 
 static void test_parse_size(void **state)
