@@ -14,7 +14,9 @@
  *   - pipeline, model and dimension names are unique among all three (they
  *     share one namespace of SQL views); model inputs name pipelines or
  *     models that exist, and the models form no cycle;
- *   - no two listeners (pipelines' tcp sources, metrics) share an address;
+ *   - no two listeners (pipelines' tcp sources, metrics) share an address,
+ *     and no two Kafka pipelines read one topic in one consumer group;
+ *   - every string is non-empty, valid UTF-8 text;
  *   - every path is absolute: a relative path in the file is resolved
  *     against the directory of the config file (for the embedded default,
  *     against the working directory at load time). Files are not opened:
