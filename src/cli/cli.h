@@ -50,6 +50,7 @@ int cli_load_config(const char *cmd, const char *path, struct weir_config *cfg);
 /* Subcommands. */
 int cmd_version(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 

@@ -12,6 +12,18 @@
 #include <string.h>
 
 const struct cli_cmd cli_commands[] = {
+    {"check", cmd_check, "check a config file and print the effective config",
+     "usage: weir check [-c FILE] [--no-files] [-q]\n"
+     "\n"
+     "Load the config (without -c: the embedded default), check every key and\n"
+     "the files it names, and print the effective config on stdout: every key,\n"
+     "defaults filled in, paths absolute, passwords in DSNs masked.\n"
+     "\n"
+     "  -c, --config FILE     the config file (see docs/config.md)\n"
+     "      --no-files        do not check that schema, SQL and other files exist\n"
+     "  -q, --quiet           print nothing on success but the summary line\n"
+     "\n"
+     "Exit: 0 valid, 2 the config has an error (printed as FILE:LINE: KEY: what).\n"},
     {"serve", cmd_serve, "run the pipelines of a config (none: the embedded default)",
      "usage: weir serve [-c FILE]\n"
      "\n"

@@ -53,4 +53,24 @@
 /* Seconds after an hour's end before it is closed (late records welcome). */
 #define WEIR_DEFAULT_GRACE_S 300
 
+/* Largest config file, in bytes. Config files are trusted; the bound only
+ * guards against pointing -c at the wrong file. Config: none. */
+#define WEIR_MAX_CONFIG_BYTES (1u << 20)
+
+/* Deepest YAML nesting in a config (the real one nests 6 levels). Bounds
+ * the loader's work on a mistaken or hostile file. Config: none. */
+#define WEIR_MAX_CONFIG_DEPTH 32
+
+/* Most pipelines, models or dimensions in one config. Each pipeline costs
+ * a listener or a consumer; checks across them are quadratic. Config: none. */
+#define WEIR_MAX_CONFIG_ENTRIES 1024
+
+/* Kafka micro-batches end at whichever bound comes first. 10,000 records or
+ * 4 MiB amortise the fsync and the offset commit; 500 ms bounds latency on
+ * a quiet topic. A batch is held in memory, so bytes stays well under
+ * max_pending. Config: pipelines[].source.kafka.batch.*. */
+#define WEIR_DEFAULT_KAFKA_BATCH_RECORDS 10000
+#define WEIR_DEFAULT_KAFKA_BATCH_BYTES (4u << 20)
+#define WEIR_DEFAULT_KAFKA_BATCH_WAIT_MS 500
+
 #endif
