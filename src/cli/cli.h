@@ -45,5 +45,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Subcommands. */
 int cmd_version(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 #endif

@@ -575,6 +575,46 @@ static void test_close_and_truncate(void **state)
     srv_stop(&sv);
 }
 
+
+/* --- a set driven by hand, without threads, on a pipe ---------------------- */
+
+static void test_adopted_pipe(void **state)
+{
+    static struct srv sv;
+    memset(&sv, 0, sizeof sv);
+    struct weir_errmsg e;
+    conn_limit_init(&sv.limit, 1);
+    struct loop *l = loop_new(&e);
+    assert_non_null(l);
+    struct conn_config cfg = {&srv_ops, &sv, 0, &sv.limit, NULL};
+    struct conn_set *s = conn_set_new(l, &cfg, &e);
+    assert_non_null(s);
+    int p[2], q[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(pipe(q), 0);
+    struct conn *c = NULL;
+    assert_int_equal(conn_set_add(s, p[0], "pipe:test", &c), 0);
+    assert_non_null(c);
+    assert_string_equal(c->peer, "pipe:test");
+    /* The limit of 1 is taken: a second one is refused (and closed). */
+    assert_int_equal(conn_set_add(s, q[0], "pipe:two", NULL), WEIR_ELIMIT);
+    assert_int_equal(fcntl(q[0], F_GETFD), -1);
+    close(q[1]);
+    static const char in[] = "{\"c\":0,\"r\":0}\n{\"c\":0,\"r\":1}\ntail";
+    write_all(p[1], in, sizeof in - 1);
+    close(p[1]);
+    for (int i = 0; i < 10 && conn_set_count(s) > 0; i++)
+        assert_true(loop_run_once(l, 100) >= 0);
+    assert_int_equal(conn_set_count(s), 0);
+    assert_int_equal(atomic_load(&sv.records), 3);
+    assert_int_equal(sv.got[0], 2);
+    assert_int_equal(atomic_load(&sv.at_eof), 1);
+    assert_int_equal(sv.last_reason, CONN_EOF);
+    assert_int_equal(atomic_load(&sv.limit.active), 0);
+    conn_set_free(s);
+    loop_free(l);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -585,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_shutdown_drain),
         cmocka_unit_test(test_close_and_truncate),
+        cmocka_unit_test(test_adopted_pipe),
         cmocka_unit_test(test_thousand_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
