@@ -53,5 +53,6 @@ int cmd_validate(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 #endif

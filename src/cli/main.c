@@ -70,6 +70,26 @@ const struct cli_cmd cli_commands[] = {
      "Line numbers count from 1, empty lines included; empty lines are skipped.\n"
      "Prints \"N valid, M invalid\" on stderr.\n"
      "Exit: 0 all valid, 1 some invalid, 2 usage or schema error, 3 I/O error.\n"},
+    {"send", cmd_send, "stream NDJSON records from files or stdin to a TCP listener",
+     "usage: weir send [--conns N] [--rate R] [--timeout T] [-v] HOST:PORT [FILE...]\n"
+     "\n"
+     "Stream newline-delimited records from FILEs (or stdin, or '-') to the\n"
+     "listener at HOST:PORT (127.0.0.1:7601, [::1]:7601, name:7601).\n"
+     "\n"
+     "  -n, --conns N     deal whole lines round robin over N connections; each\n"
+     "                    connection's lines keep their file order (default 1)\n"
+     "  -r, --rate R      about R lines per second (default: as fast as possible)\n"
+     "  -t, --timeout T   for connecting, and for the server to close after the\n"
+     "                    last byte: 30, 30s, 2m (default 30s)\n"
+     "  -v, --verbose     print lines, bytes and rate on stderr at the end\n"
+     "\n"
+     "A file not ending in a newline gets one, so its last record is not glued to\n"
+     "the next file's first. One connection without --rate sends regular files\n"
+     "with sendfile(2). At the end each connection is half-closed and weir send\n"
+     "waits for the server to close its side, which it does once it has read\n"
+     "everything.\n"
+     "Exit: 0 all sent and the server closed cleanly, 2 usage error,\n"
+     "3 unreadable FILE or connection error (refused, reset, timed out).\n"},
     {"version", cmd_version, "print weir's version and the linked DuckDB version",
      "usage: weir version\n"},
     {NULL, NULL, NULL, NULL},

@@ -27,8 +27,16 @@
  * buffer (below) at most. Config: limits.max_connections. */
 #define WEIR_DEFAULT_MAX_CONNECTIONS 4096
 
-/* Bytes read from a socket per read call; also the starting size of a
- * connection's line buffer, which grows up to max_record. */
+/* Pending connections the kernel queues per listening socket before
+ * accept (capped by net.core.somaxconn). A thousand senders reconnecting
+ * at once after a network blip must not be refused while the loop catches
+ * up. Config: none. */
+#define WEIR_LISTEN_BACKLOG 4096
+
+/* Bytes read from a socket per read call, into one buffer per worker loop
+ * (not per connection: 1,000 idle connections cost no read buffers). A
+ * connection's own buffer holds only a record spanning reads, and grows
+ * up to max_record + 1. */
 #define WEIR_READ_CHUNK (64u << 10)
 
 /* Group commit: fsync at least this often (ms) or after this many bytes. */
