@@ -292,8 +292,10 @@ size_t decnum_loose_to_json(const char *p, size_t n, char *out, size_t cap)
                 i++;                                                         \
                 continue;                                                    \
             }                                                                \
-            if (keep_zeros || p[i] != '0' || lead_done)                      \
-                PUT(p[i]), lead_done = 1;                                    \
+            if (keep_zeros || p[i] != '0' || lead_done) {                    \
+                PUT(p[i]);                                                   \
+                lead_done = 1;                                               \
+            }                                                                \
             ndig++;                                                          \
             i++;                                                             \
         }                                                                    \

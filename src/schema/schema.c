@@ -565,7 +565,7 @@ enum kwid {
     KW_MINLEN, KW_MAXLEN, KW_PATTERN, KW_FORMAT,
     KW_MIN, KW_MAX, KW_XMIN, KW_XMAX, KW_MULT,
     KW_ALLOF, KW_ANYOF, KW_ONEOF, KW_NOT, KW_IF, KW_THEN, KW_ELSE,
-    KW_REF, KW_DYNREF,
+    KW_REF, KW_DYNREF, KW_VOCABULARY,
     /* known, refused */
     KW_UNSUPPORTED,
 };
@@ -632,9 +632,7 @@ static const struct {
     {"else", KW_ELSE, NULL},
     {"$ref", KW_REF, NULL},
     {"$dynamicRef", KW_DYNREF, NULL},
-    {"$vocabulary", KW_UNSUPPORTED,
-     "custom vocabularies are not supported; weir implements the standard "
-     "2020-12 vocabularies"},
+    {"$vocabulary", KW_VOCABULARY, NULL},
     {"$recursiveRef", KW_UNSUPPORTED,
      "draft 2019-09; use $dynamicRef"},
     {"$recursiveAnchor", KW_UNSUPPORTED,
@@ -1263,6 +1261,40 @@ static int build_props(struct cc *c, struct sdoc *d, struct snode *n,
     return 0;
 }
 
+/* $vocabulary (in a metaschema): fine when it lists only vocabularies weir
+ * implements, so the standard metaschema itself loads. */
+static int check_vocabulary(struct cc *c, struct sdoc *d, uint32_t v)
+{
+    static const char *const known[] = {
+        "https://json-schema.org/draft/2020-12/vocab/core",
+        "https://json-schema.org/draft/2020-12/vocab/applicator",
+        "https://json-schema.org/draft/2020-12/vocab/unevaluated",
+        "https://json-schema.org/draft/2020-12/vocab/validation",
+        "https://json-schema.org/draft/2020-12/vocab/meta-data",
+        "https://json-schema.org/draft/2020-12/vocab/format-annotation",
+        "https://json-schema.org/draft/2020-12/vocab/content",
+    };
+    const struct json_tok *x = tk(d, v);
+    if (x->type != JSON_OBJECT)
+        return fail_at(c, d, v, "$vocabulary must be an object");
+    uint32_t j = v + 1;
+    for (uint32_t m = 0; m < x->count; m++, j = tk(d, j + 1)->next) {
+        int ok = 0;
+        for (size_t q = 0; q < sizeof known / sizeof known[0]; q++)
+            if (json_str_eq(&d->jd, tk(d, j), known[q], strlen(known[q])))
+                ok = 1;
+        if (!ok) {
+            char name[200];
+            schema_compact_text(&d->jd, j, name, sizeof name);
+            return fail_at(c, d, j, "unsupported keyword: $vocabulary (vocabulary "
+                                    "%s; weir implements the standard 2020-12 "
+                                    "vocabularies, with format as annotation)",
+                           name);
+        }
+    }
+    return 0;
+}
+
 static const char *dialects[] = {
     "https://json-schema.org/draft/2020-12/schema",
     "https://json-schema.org/draft/2020-12/schema#",
@@ -1321,7 +1353,6 @@ static struct snode *compile_node(struct cc *c, struct sdoc *d, uint32_t t,
             if (keywords[q].id == id && strlen(keywords[q].name) == klen &&
                 memcmp(keywords[q].name, kraw, klen) == 0)
                 kw = keywords[q].name;
-        struct snode *s1;
         switch (id) {
         case KW_UNKNOWN: {
             char name[128];
@@ -1342,6 +1373,10 @@ static struct snode *compile_node(struct cc *c, struct sdoc *d, uint32_t t,
         case KW_ANCHOR:
         case KW_DYNANCHOR:
             break; /* handled by the register walk */
+        case KW_VOCABULARY:
+            if (check_vocabulary(c, d, v))
+                return NULL;
+            break;
         case KW_CONTENTSCHEMA:
             if (!is_schema_tok(d, v)) {
                 fail_at(c, d, v, "contentSchema must be a schema");
