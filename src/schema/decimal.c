@@ -51,8 +51,10 @@ int decnum_parse(struct decnum *d, const char *p, size_t n)
         if (i >= n || !isdig(p[i]))
             return -1;
         while (i < n && isdig(p[i])) {
-            if (e10 < EXP_SAT)
+            if (e10 < EXP_SAT / 10)
                 e10 = e10 * 10 + (p[i] - '0');
+            else
+                e10 = EXP_SAT;
             i++;
         }
         if (eneg)

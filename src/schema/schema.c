@@ -1770,8 +1770,8 @@ static struct snode *compile_node(struct cc *c, struct sdoc *d, uint32_t t,
             if (want_type(c, d, v, JSON_STRING, kw, "a string"))
                 return NULL;
             const char *ref = str_dup(c, d, v, NULL);
-            struct target tg;
-            const char *frag;
+            struct target tg = {0};
+            const char *frag = "";
             if (!ref || resolve_ref(c, d, v, base, ref, &tg, &frag))
                 return NULL;
             if (!is_schema_tok(tg.doc, tg.tok)) {

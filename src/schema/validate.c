@@ -185,11 +185,23 @@ static const char *str_bytes(struct buf *b, const struct json_doc *d,
     return b->data;
 }
 
+/* Names and enum values are short: an inline loop beats a call to
+ * memcmp, which dominated the profile. */
+static inline int bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n > 32)
+        return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
 static inline int str_eq(const struct json_doc *d, const struct json_tok *t,
                          const char *s, size_t n)
 {
     if (!(t->flags & JSON_F_ESCAPED))
-        return t->len - 2 == n && memcmp(d->src + t->off + 1, s, n) == 0;
+        return t->len - 2 == n && bytes_eq(d->src + t->off + 1, s, n);
     return json_str_eq(d, t, s, n);
 }
 
@@ -441,6 +453,17 @@ static const char *quote(const struct json_doc *d, uint32_t ti, char *out,
     return out;
 }
 
+/* "<value> <what>" for a failing value: cold, kept out of the walk's
+ * stack frames. */
+__attribute__((noinline, cold)) static int fail_value(struct vctx *c,
+                                                      const struct json_doc *d,
+                                                      uint32_t ti, const char *what,
+                                                      const char *text)
+{
+    char q[VALUE_QUOTE_MAX + 16];
+    return fail(c, "%s %s%s", quote(d, ti, q, sizeof q), what, text);
+}
+
 static const char *type_word(const struct json_doc *d, const struct json_tok *t)
 {
     static const char *const w[] = {"null", "boolean", "boolean", "number",
@@ -526,11 +549,16 @@ static inline void push_idx(struct vctx *c, const struct json_doc *d,
     v->npath++;
 }
 
+/* Leaf nodes that only check a type, the most common kind in generated
+ * schemas, are answered without a call. */
+static inline int leaf_ok(const struct snode *n, const struct json_doc *d,
+                          uint32_t vi);
+
 static inline int eval_key(struct vctx *c, const struct snode *n,
                            const struct json_doc *d, uint32_t vi, uint32_t ki,
                            uint64_t *ev)
 {
-    if (n->kw == 0)
+    if (leaf_ok(n, d, vi))
         return 1;
     if (!c->report)
         return eval(c, n, d, vi, ev);
@@ -543,7 +571,7 @@ static inline int eval_key(struct vctx *c, const struct snode *n,
 static inline int eval_idx(struct vctx *c, const struct snode *n,
                            const struct json_doc *d, uint32_t vi, uint32_t idx)
 {
-    if (n->kw == 0)
+    if (leaf_ok(n, d, vi))
         return 1;
     if (!c->report)
         return eval(c, n, d, vi, NULL);
@@ -587,6 +615,26 @@ static inline int type_ok(uint8_t types, const struct json_doc *d,
     if (types & T_NUM)
         return 1;
     return (types & T_INT) && num_is_int(d, t);
+}
+
+static inline int leaf_ok(const struct snode *n, const struct json_doc *d,
+                          uint32_t vi)
+{
+    if (n->kw == 0)
+        return 1;
+    if (n->kw == K_TYPE)
+        return type_ok(n->types, d, &d->toks[vi]);
+    if (n->kw == (K_TYPE | K_ENUM) && n->enum_all_str && (n->types & T_STR)) {
+        const struct json_tok *t = &d->toks[vi];
+        if (t->type != JSON_STRING || (t->flags & JSON_F_ESCAPED))
+            return 0;
+        const char *p = d->src + t->off + 1;
+        size_t len = t->len - 2;
+        for (uint32_t i = 0; i < n->nenum; i++)
+            if (n->enumv[i].len == len && bytes_eq(n->enumv[i].str, p, len))
+                return 1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -788,7 +836,7 @@ static int find_prop(struct vctx *c, const struct snode *n,
         uint32_t h = schema_hash(kp, kn) & n->ptab_mask;
         while (n->ptab[h]) {
             const struct sprop *p = &n->props[n->ptab[h] - 1];
-            if (p->len == kn && memcmp(p->key, kp, kn) == 0) {
+            if (p->len == kn && bytes_eq(p->key, kp, kn)) {
                 *out = p;
                 return 0;
             }
@@ -800,13 +848,13 @@ static int find_prop(struct vctx *c, const struct snode *n,
      * first. */
     uint32_t h = *hint;
     if (h < n->nprops && n->props[h].len == kn &&
-        memcmp(n->props[h].key, kp, kn) == 0) {
+        bytes_eq(n->props[h].key, kp, kn)) {
         *hint = h + 1;
         *out = &n->props[h];
         return 0;
     }
     for (uint32_t i = 0; i < n->nprops; i++)
-        if (n->props[i].len == kn && memcmp(n->props[i].key, kp, kn) == 0) {
+        if (n->props[i].len == kn && bytes_eq(n->props[i].key, kp, kn)) {
             *hint = i + 1;
             *out = &n->props[i];
             return 0;
@@ -837,6 +885,31 @@ static int fail_member(struct vctx *c, const struct json_doc *d, uint32_t ki,
     fail(c, "property %s is not allowed%s", quote(d, ki, q, sizeof q), why);
     c->v->npath--;
     return 0;
+}
+
+/* propertyNames: judge the key as a string instance, and say which. */
+__attribute__((noinline)) static int check_propname(struct vctx *c,
+                                                    const struct snode *n,
+                                                    const struct json_doc *d,
+                                                    uint32_t ki)
+{
+    int report = c->report;
+    struct verdict *keep = c->vd, tmp;
+    if (report) {
+        memset(&tmp, 0, sizeof tmp);
+        c->vd = &tmp;
+    }
+    int lax = c->lax;
+    c->lax = 0;
+    int r = eval(c, n->propnames, d, ki, NULL);
+    c->lax = lax;
+    c->vd = keep;
+    if (r != 0 || !report)
+        return r;
+    char qk[VALUE_QUOTE_MAX + 16];
+    c->done = 0;
+    return fail(c, "property name %s is not valid: %s", quote(d, ki, qk, sizeof qk),
+                tmp.message[0] ? tmp.message : "rejected by propertyNames");
 }
 
 static int eval_object(struct vctx *c, const struct snode *n,
@@ -909,28 +982,8 @@ static int eval_object(struct vctx *c, const struct snode *n,
             }
             if (matched && ev)
                 bit_set(ev, m);
-            if (okw & O_PROPNAMES) {
-                /* Judge the name as a string instance; say which name. */
-                int report = c->report;
-                struct verdict *keep = c->vd, tmp;
-                if (report) {
-                    memset(&tmp, 0, sizeof tmp);
-                    c->vd = &tmp;
-                }
-                r = eval(c, n->propnames, d, i, NULL);
-                c->vd = keep;
-                if (r < 0)
-                    return r;
-                if (r == 0) {
-                    if (!report)
-                        return 0;
-                    char qk[VALUE_QUOTE_MAX + 16];
-                    c->done = 0;
-                    return fail(c, "property name %s is not valid: %s",
-                                quote(d, i, qk, sizeof qk),
-                                tmp.message[0] ? tmp.message : "rejected by propertyNames");
-                }
-            }
+            if ((okw & O_PROPNAMES) && (r = check_propname(c, n, d, i)) <= 0)
+                return r;
             i = next;
         }
     }
@@ -1051,7 +1104,7 @@ static int check_unique(struct vctx *c, const struct json_doc *d, uint32_t ti,
     return result;
 }
 
-static int eval_array(struct vctx *c, const struct snode *n,
+__attribute__((noinline)) static int eval_array(struct vctx *c, const struct snode *n,
                       const struct json_doc *d, uint32_t ti, uint64_t *ev)
 {
     const struct json_tok *t = &d->toks[ti];
@@ -1123,7 +1176,7 @@ static int eval_array(struct vctx *c, const struct snode *n,
 /* ------------------------------------------------------------------ */
 /* Strings and numbers.                                                */
 
-static int eval_string(struct vctx *c, const struct snode *n,
+__attribute__((noinline)) static int eval_string(struct vctx *c, const struct snode *n,
                        const struct json_doc *d, uint32_t ti)
 {
     const struct json_tok *t = &d->toks[ti];
@@ -1157,7 +1210,7 @@ static int eval_string(struct vctx *c, const struct snode *n,
     return 1;
 }
 
-static int eval_number(struct vctx *c, const struct snode *n,
+__attribute__((noinline)) static int eval_number(struct vctx *c, const struct snode *n,
                        const struct json_doc *d, uint32_t ti)
 {
     const struct json_tok *t = &d->toks[ti];
@@ -1357,7 +1410,7 @@ static const struct snode *dyn_target(struct vctx *c, const struct snode *n)
     return n->dynref;
 }
 
-static int eval_inplace(struct vctx *c, const struct snode *n,
+__attribute__((noinline)) static int eval_inplace(struct vctx *c, const struct snode *n,
                         const struct json_doc *d, uint32_t ti, uint64_t *ev)
 {
     uint32_t kw = n->kw;
@@ -1468,11 +1521,8 @@ static int eval_body(struct vctx *c, const struct snode *n,
         }
         return fail_type(c, n->types, d, ti);
     }
-    if ((kw & K_CONST) && !const_eq(c->v, d, ti, &n->constv)) {
-        char q[VALUE_QUOTE_MAX + 16];
-        return fail(c, "%s is not the constant %s", quote(d, ti, q, sizeof q),
-                    n->const_text);
-    }
+    if ((kw & K_CONST) && !const_eq(c->v, d, ti, &n->constv))
+        return c->report ? fail_value(c, d, ti, "is not the constant ", n->const_text) : 0;
     if (kw & K_ENUM) {
         uint32_t i = 0;
         if (t->type == JSON_STRING) {
@@ -1491,11 +1541,8 @@ static int eval_body(struct vctx *c, const struct snode *n,
         } else {
             i = n->nenum;
         }
-        if (i == n->nenum) {
-            char q[VALUE_QUOTE_MAX + 16];
-            return fail(c, "%s is not one of %s", quote(d, ti, q, sizeof q),
-                        n->enum_text);
-        }
+        if (i == n->nenum)
+            return c->report ? fail_value(c, d, ti, "is not one of ", n->enum_text) : 0;
     }
     /* unevaluated*: collect what everything else evaluated. */
     struct skmark mark;
@@ -1604,8 +1651,12 @@ static int find_duplicate(struct validator *v, const struct json_doc *d,
                     const struct json_tok *kj = &d->toks[j];
                     int r = 0;
                     if (!((ki->flags | kj->flags) & JSON_F_ESCAPED)) {
-                        r = ki->len == kj->len &&
-                            memcmp(d->src + ki->off, d->src + kj->off, ki->len) == 0;
+                        const char *a = d->src + ki->off, *b = d->src + kj->off;
+                        /* Raw tokens include quotes: compare the first and
+                         * last bytes of the names before the rest. */
+                        r = ki->len == kj->len && a[1] == b[1] &&
+                            a[ki->len - 2] == b[ki->len - 2] &&
+                            bytes_eq(a + 2, b + 2, ki->len - 3);
                     } else {
                         r = tok_str_eq(v, d, ki, d, kj);
                         if (r < 0)
