@@ -141,6 +141,9 @@ static int run_file(const char *path)
         uint32_t ntests = d.toks[tt].count;
         if (!s) {
             const char *u = strstr(err.text, "unsupported ");
+            if (!u && !maps.meta &&
+                strstr(err.text, "cannot resolve $ref to https://json-schema.org/"))
+                u = "unsupported : metaschema-not-available";
             if (u) {
                 const char *w = strchr(u, ':');
                 char kw[64] = "?";

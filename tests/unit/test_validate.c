@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -634,6 +635,135 @@ static void test_reuse(void **state)
     schema_free(sc);
 }
 
+/*
+ * Golden cases (tests/data/golden/NAME/): schema.json, input.ndjson, an
+ * optional `options` file (words: lax, format_assert) and `expected`, one
+ * line per input line:
+ *
+ *   valid                        stored as sent
+ *   valid<TAB>BYTES              lax mode stored BYTES instead
+ *   invalid<TAB>PATH<TAB>MESSAGE
+ *   json<TAB>OFFSET<TAB>MESSAGE  not JSON
+ *
+ * WEIR_GOLDEN_UPDATE=1 rewrites the expected files (review the diff).
+ */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *b = NULL;
+    size_t n = 0, cap = 0, r;
+    do {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4096;
+            b = realloc(b, cap + 1);
+            assert_non_null(b);
+        }
+        r = fread(b + n, 1, cap - n, f);
+        n += r;
+    } while (r > 0);
+    fclose(f);
+    b[n] = '\0';
+    *len = n;
+    return b;
+}
+
+static void golden_case(const char *dir, int update, int *cases)
+{
+    char path[1024];
+    size_t len;
+    struct schema_opts o = {0};
+    snprintf(path, sizeof path, "%s/options", dir);
+    char *opts = read_all(path, &len);
+    if (opts) {
+        o.lax = strstr(opts, "lax") != NULL;
+        o.format_assert = strstr(opts, "format_assert") != NULL;
+        free(opts);
+    }
+    snprintf(path, sizeof path, "%s/schema.json", dir);
+    struct weir_errmsg err;
+    struct schema *s = schema_load_file(path, &o, &err);
+    if (!s)
+        fail_msg("%s: %s", path, err.text);
+    struct validator *v = validator_new(s);
+    snprintf(path, sizeof path, "%s/input.ndjson", dir);
+    char *in = read_all(path, &len);
+    assert_non_null(in);
+    snprintf(path, sizeof path, "%s/expected", dir);
+    size_t elen = 0;
+    char *exp = update ? NULL : read_all(path, &elen);
+    if (!update && !exp)
+        fail_msg("%s missing (WEIR_GOLDEN_UPDATE=1 creates it)", path);
+    FILE *out = update ? fopen(path, "wb") : NULL;
+    char *p = in, *end = in + len, *e = exp;
+    int line = 0, bad = 0;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        line++;
+        struct verdict vd;
+        int r = validator_check(v, p, n, &vd);
+        char got[2048];
+        if (r == 1) {
+            size_t on;
+            const char *op = validator_output(v, &on);
+            if (op == p)
+                snprintf(got, sizeof got, "valid");
+            else
+                snprintf(got, sizeof got, "valid\t%.*s", (int)on, op);
+        } else if (vd.json_error) {
+            snprintf(got, sizeof got, "json\t%zu\t%s", vd.offset, vd.message);
+        } else {
+            snprintf(got, sizeof got, "invalid\t%s\t%s", vd.path, vd.message);
+        }
+        if (out) {
+            fprintf(out, "%s\n", got);
+        } else {
+            char *enl = e ? strchr(e, '\n') : NULL;
+            size_t el = enl ? (size_t)(enl - e) : (e ? strlen(e) : 0);
+            if (!e || el != strlen(got) || memcmp(e, got, el)) {
+                print_error("%s line %d:\n got  %s\n want %.*s\n", dir, line, got,
+                            (int)el, e ? e : "");
+                bad++;
+            }
+            e = enl ? enl + 1 : NULL;
+        }
+        p += n + 1;
+    }
+    if (out)
+        fclose(out);
+    free(in);
+    free(exp);
+    validator_free(v);
+    schema_free(s);
+    (*cases)++;
+    assert_int_equal(bad, 0);
+}
+
+static void test_golden(void **state)
+{
+    const char *root = "data/golden";
+    DIR *dp = opendir(root);
+    if (!dp) {
+        root = "tests/data/golden";
+        dp = opendir(root);
+    }
+    assert_non_null(dp);
+    const char *u = getenv("WEIR_GOLDEN_UPDATE");
+    int update = u && strcmp(u, "1") == 0, cases = 0;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/%s", root, de->d_name);
+        golden_case(dir, update, &cases);
+    }
+    closedir(dp);
+    assert_true(cases >= 4);
+}
+
 static void dn(const char *s, struct decnum *d)
 {
     assert_int_equal(decnum_parse(d, s, strlen(s)), 0);
@@ -705,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_schema_errors), cmocka_unit_test(test_files),
         cmocka_unit_test(test_lax),         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_reuse),       cmocka_unit_test(test_decimal),
+        cmocka_unit_test(test_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
