@@ -293,12 +293,11 @@ char *schema_pointer_of(const struct json_doc *d, uint32_t t, char *out,
                 uint32_t end = d->toks[i + 1].next;
                 if (t >= i && t < end) {
                     const struct json_tok *k = &d->toks[i];
-                    size_t kn = json_str_decode(d, k, key, sizeof key < k->len ? sizeof key : k->len);
-                    if (k->len > sizeof key) {
-                        /* Very long key: decode what fits; the pointer is a
-                         * message, not an address. */
-                        kn = kn < sizeof key ? kn : sizeof key;
-                    }
+                    /* A very long key is cut: the pointer is for a
+                     * message here, not an address. */
+                    size_t kn = json_str_decode(d, k, key, sizeof key);
+                    if (kn > sizeof key)
+                        kn = sizeof key;
                     schema_pointer_append(out, cap, &len, key, kn);
                     found = t == i ? t : i + 1;
                     break;
@@ -838,6 +837,17 @@ static struct sdoc *doc_add(struct cc *c, const char *text, size_t len,
         errmsg_set(c->err, WEIR_ESCHEMA, "%s: not valid JSON: %s", uri, why);
         return NULL;
     }
+    /* {"type": "string", "type": "integer"}: which one did the author
+     * mean? Refuse rather than guess. */
+    int dup = json_doc_find_duplicate(&d->jd);
+    if (dup >= 0) {
+        char where[512], name[128];
+        schema_pointer_of(&d->jd, (uint32_t)dup, where, sizeof where);
+        schema_compact_text(&d->jd, (uint32_t)dup, name, sizeof name);
+        errmsg_set(c->err, WEIR_ESCHEMA, "%s: duplicate key %s (at #%s)", uri,
+                   name, where);
+        return NULL;
+    }
     uint32_t n = d->jd.ntoks;
     d->base_of = calloc(n, sizeof *d->base_of);
     d->res_of = malloc(n * sizeof *d->res_of);
@@ -873,6 +883,13 @@ static void doc_free(struct sdoc *d)
 static int read_file(const char *path, char **text, size_t *len,
                      struct weir_errmsg *err)
 {
+#ifdef WEIR_FUZZING
+    /* A fuzzed schema must not open files ({"$ref": "file:///dev/stdin"}). */
+    return errmsg_set(err, WEIR_ENOTFOUND, "%s: no files while fuzzing", path);
+#endif
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return errmsg_set(err, WEIR_EINVAL, "%s: not a regular file", path);
     FILE *f = fopen(path, "rb");
     if (!f)
         return errmsg_set(err, weir_from_errno(errno), "%s: %s", path,
@@ -1356,7 +1373,10 @@ static struct snode *compile_node(struct cc *c, struct sdoc *d, uint32_t t,
         switch (id) {
         case KW_UNKNOWN: {
             char name[128];
-            size_t nl = json_str_decode(&d->jd, key, name, sizeof name - 1 < key->len ? sizeof name - 1 : key->len);
+            size_t nl = json_str_decode(&d->jd, key, name, sizeof name - 1);
+            /* json_str_decode returns the full length, even when cut. */
+            if (nl > sizeof name - 1)
+                nl = sizeof name - 1;
             name[nl] = '\0';
             if (c->unknown.len < 1000 && !strstr(c->unknown.data ? c->unknown.data : "", name)) {
                 if (c->unknown.len)

@@ -1654,9 +1654,10 @@ static int find_duplicate(struct validator *v, const struct json_doc *d,
                         const char *a = d->src + ki->off, *b = d->src + kj->off;
                         /* Raw tokens include quotes: compare the first and
                          * last bytes of the names before the rest. */
-                        r = ki->len == kj->len && a[1] == b[1] &&
-                            a[ki->len - 2] == b[ki->len - 2] &&
-                            bytes_eq(a + 2, b + 2, ki->len - 3);
+                        uint32_t kl = ki->len;
+                        r = kl == kj->len &&
+                            (kl <= 2 || (a[1] == b[1] && a[kl - 2] == b[kl - 2] &&
+                                         (kl <= 4 || bytes_eq(a + 2, b + 2, kl - 4))));
                     } else {
                         r = tok_str_eq(v, d, ki, d, kj);
                         if (r < 0)
