@@ -19,6 +19,13 @@
  * small and turns "[[[[..." attacks into a verdict. Config: limits.max_depth. */
 #define WEIR_DEFAULT_MAX_DEPTH 256
 
+/* Schema evaluation steps nested inside each other for one record: the
+ * instance depth times the $ref/allOf/anyOf hops per level. A schema whose
+ * $refs loop without consuming the instance (`{"$ref": "#"}` under allOf)
+ * hits it and the record gets a verdict instead of a stack overflow.
+ * Config: none. */
+#define WEIR_MAX_SCHEMA_EVAL_DEPTH 2048
+
 /* Largest schema document, in bytes. Config: none (schemas are trusted
  * files, the bound only guards against pointing at the wrong file). */
 #define WEIR_MAX_SCHEMA_BYTES (64u << 20)
