@@ -33,7 +33,7 @@ static int http_get(const struct config_addr *a, const char *path, struct buf *b
     struct addrinfo *ai = NULL;
     const char *host = a->host[0] ? a->host : "127.0.0.1";
     if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
-        snprintf(err, errcap, "cannot resolve %s", host);
+        snprintf(err, errcap, "cannot resolve %.100s", host);
         return -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -43,7 +43,7 @@ static int http_get(const struct config_addr *a, const char *path, struct buf *b
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     }
     if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        snprintf(err, errcap, "no server answers on %s:%s (%s)", host, port,
+        snprintf(err, errcap, "no server answers on %.100s:%s (%.60s)", host, port,
                  strerror(errno));
         if (fd >= 0)
             close(fd);
