@@ -1397,6 +1397,19 @@ static uint64_t key_hash(const struct json_doc *d, const struct json_tok *t)
     return h;
 }
 
+/* Two keys of one doc equal once decoded. Without escapes the raw bytes
+ * are the values: compare lengths and first bytes before calling memcmp,
+ * which settles nearly every pair of distinct keys. */
+static inline int keys_equal(const struct json_doc *d, const struct json_tok *a,
+                             const struct json_tok *b)
+{
+    if (!((a->flags | b->flags) & JSON_F_ESCAPED))
+        return a->len == b->len &&
+               (a->len == 2 || d->src[a->off + 1] == d->src[b->off + 1]) &&
+               memcmp(d->src + a->off + 1, d->src + b->off + 1, a->len - 2) == 0;
+    return json_str_eq_tok(d, a, d, b);
+}
+
 int json_object_find_duplicate(const struct json_doc *d, uint32_t obj)
 {
     const struct json_tok *o;
@@ -1416,7 +1429,7 @@ int json_object_find_duplicate(const struct json_doc *d, uint32_t obj)
             for (uint32_t m = 0; m < o->count && dup < 0; m++) {
                 size_t h = (size_t)key_hash(d, &d->toks[k]) & (size - 1);
                 for (; tab[h] != NONE; h = (h + 1) & (size - 1)) {
-                    if (json_str_eq_tok(d, &d->toks[tab[h]], d, &d->toks[k])) {
+                    if (keys_equal(d, &d->toks[tab[h]], &d->toks[k])) {
                         dup = (int)k;
                         break;
                     }
@@ -1428,16 +1441,12 @@ int json_object_find_duplicate(const struct json_doc *d, uint32_t obj)
             return dup;
         }
     }
-    uint32_t k = d->toks[obj + 1 + 1].next;
+    uint32_t k = d->toks[obj + 2].next;
     for (uint32_t m = 1; m < o->count; m++) {
         const struct json_tok *kt = &d->toks[k];
         uint32_t j = obj + 1;
         for (uint32_t p = 0; p < m; p++) {
-            const struct json_tok *jt = &d->toks[j];
-            /* Raw lengths differ only through escapes: skip the decode. */
-            if ((jt->len == kt->len ||
-                 ((jt->flags | kt->flags) & JSON_F_ESCAPED)) &&
-                json_str_eq_tok(d, jt, d, kt))
+            if (keys_equal(d, &d->toks[j], kt))
                 return (int)k;
             j = d->toks[j + 1].next;
         }
