@@ -40,7 +40,8 @@
 #define COLD
 #endif
 
-#if defined(__SSE2__)
+/* JSON_NO_SSE2 forces the portable paths (for testing them on x86-64). */
+#if defined(__SSE2__) && !defined(JSON_NO_SSE2)
 #include <emmintrin.h>
 #define HAVE_SSE2 1
 #else
@@ -98,6 +99,7 @@ INLINE uint64_t load8(const unsigned char *p)
     return x;
 }
 
+#if !HAVE_SSE2
 /* High bit set in each byte lane that is '"', '\\', < 0x20 or >= 0x80.
  * Borrows start only in lanes that are hits and only flag lanes above
  * them, so the lowest set bit is exact, which is all the caller uses.
@@ -109,6 +111,7 @@ INLINE uint64_t str_special(uint64_t x)
     uint64_t b = x ^ (ONES * '\\');
     return ((x - ONES * 0x20) | x | (q - ONES) | (b - ONES)) & HIGHS;
 }
+#endif
 #endif
 
 #if HAVE_SSE2
