@@ -490,6 +490,13 @@ static void test_bad_input(void **state)
     assert_int_equal(validator_check(v, dup, strlen(dup), &vd), 0);
     assert_string_equal(vd.path, "/measurement/kind");
     assert_string_equal(vd.message, "duplicate key \"k\\u0069nd\"");
+    /* A repeated name the schema lists, and one it does not. */
+    bad("{\"properties\":{\"a\":{}}}", "{\"a\":1,\"x\":1,\"a\":2}", "/a", "duplicate key \"a\"");
+    bad("{\"properties\":{\"a\":{}}}", "{\"a\":1,\"x\":1,\"x\":2}", "/x", "duplicate key \"x\"");
+    bad("{\"properties\":{\"a\":{\"type\":\"string\"}}}", "{\"a\":1,\"a\":2}", "/a",
+        "duplicate key \"a\"");
+    bad("{\"items\":{\"properties\":{\"a\":{}}}}", "[{\"a\":1},{\"\":1,\"\":2}]", "/1/",
+        "duplicate key \"\"");
     char rec[4096];
     size_t o2 = (size_t)snprintf(rec, sizeof rec, "{");
     for (int i = 0; i < 100; i++)
