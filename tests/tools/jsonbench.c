@@ -1,15 +1,17 @@
 /*
  * jsonbench.c - throughput of json_scan on NDJSON telemetry records.
  *
- *   jsonbench [-m MB] [-r REPS] [-w FILE] [FILE]
+ *   jsonbench [-t] [-d] [-m MB] [-r REPS] [-w FILE] [FILE]
  *
  * Without FILE, generates MB megabytes (default 100) of records like
  *   {"timestamp":1756803600,"sensor_id":10001,"measurement":
  *    {"kind":"Temperature","value":5.3,"unit":"Celcius"}}
- * in memory (-w also writes them to FILE, for other tools to read the same
+ * or, with -t, log-like records with a 200-500 byte text field, in memory (-w also writes them to FILE, for other tools to read the same
  * bytes). The lines are split once; then each repetition scans every line
  * with one reused json_doc, and the best repetition is reported in MB/s
- * of input (newlines excluded) and ns per record. docs/json.md has the
+ * of input (newlines excluded) and ns per record. -d also runs
+ * json_doc_find_duplicate on each record (the validator's duplicate-key
+ * check), to show what it adds. docs/json.md has the
  * figures. Build with `make build/release/tools/jsonbench`.
  */
 #include <stdio.h>
@@ -32,6 +34,31 @@ static uint32_t rng(void)
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return (uint32_t)(rng_state >> 16);
+}
+
+/* Log-like records: mostly one long ASCII string. */
+static char *generate_text(size_t target, size_t *len)
+{
+    static const char *words[] = {"alpha", "pressure", "valve", "overheat",
+                                  "threshold", "exceeded", "restart",
+                                  "pump", "line", "sensor", "the", "on"};
+    char *buf = malloc(target + 4096);
+    size_t n = 0;
+    if (!buf)
+        return NULL;
+    for (long k = 0; n < target; k++) {
+        n += (size_t)snprintf(buf + n, target + 4096 - n,
+                              "{\"ts\":%ld,\"host\":\"plc-%03ld\",\"msg\":\"",
+                              1756803600 + k, k % 500);
+        int words_n = 30 + (int)(rng() % 50);
+        for (int w = 0; w < words_n; w++)
+            n += (size_t)snprintf(buf + n, target + 4096 - n, "%s%s",
+                                  w ? " " : "", words[rng() % 12]);
+        n += (size_t)snprintf(buf + n, target + 4096 - n,
+                              "\",\"tags\":[\"a\",\"b\"]}\n");
+    }
+    *len = n;
+    return buf;
 }
 
 static char *generate(size_t target, size_t *len)
@@ -86,21 +113,28 @@ static double now(void)
 int main(int argc, char **argv)
 {
     size_t mb = 100, len = 0, nlines = 0, bytes = 0;
-    int reps = 5, opt;
+    int reps = 5, opt, text = 0, dups = 0;
     const char *out = NULL;
-    while ((opt = getopt(argc, argv, "m:r:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "tdm:r:w:")) != -1) {
         switch (opt) {
+        case 't': text = 1; break;
+        case 'd': dups = 1; break;
         case 'm': mb = strtoul(optarg, NULL, 10); break;
         case 'r': reps = (int)strtol(optarg, NULL, 10); break;
         case 'w': out = optarg; break;
         default:
-            fprintf(stderr, "usage: jsonbench [-m MB] [-r REPS] [-w FILE] "
+            fprintf(stderr, "usage: jsonbench [-t] [-d] [-m MB] [-r REPS] [-w FILE] "
                             "[FILE]\n");
             return 2;
         }
     }
+    if (mb == 0 || mb > 4096 || reps < 1) {
+        fprintf(stderr, "jsonbench: -m takes 1-4096, -r at least 1\n");
+        return 2;
+    }
     char *data = optind < argc ? slurp(argv[optind], &len)
-                               : generate(mb << 20, &len);
+                 : text          ? generate_text(mb << 20, &len)
+                                 : generate(mb << 20, &len);
     if (!data) {
         fprintf(stderr, "jsonbench: cannot read or generate input\n");
         return 1;
@@ -137,6 +171,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nlines; i++) {
             if (json_scan(&d, data + lines[i].off, lines[i].len) != JSON_OK)
                 bad++;
+            else if (dups && json_doc_find_duplicate(&d) >= 0)
+                bad++;
             toks += d.ntoks;
         }
         double t = now() - t0;
@@ -147,8 +183,9 @@ int main(int argc, char **argv)
            "%zu invalid\n",
            nlines, (double)bytes / 1e6, (double)bytes / (double)nlines,
            (double)toks / (double)nlines, bad);
-    printf("json_scan: %.0f MB/s, %.1f ns/record, %.2f M records/s "
+    printf("json_scan%s: %.0f MB/s, %.1f ns/record, %.2f M records/s "
            "(best of %d)\n",
+           dups ? " + json_doc_find_duplicate" : "",
            (double)bytes / best / 1e6, best * 1e9 / (double)nlines,
            (double)nlines / best / 1e6, reps);
     json_doc_release(&d);

@@ -231,6 +231,65 @@ static void test_tape(void **state)
     assert_int_equal(doc.toks[0].count, 0);
 }
 
+/* Every string length around the 16-byte unrolled prefix and the vector
+ * blocks, with a special byte at every position, at the very end of the
+ * input (no byte after the token to lean on). */
+static void test_string_boundaries(void **state)
+{
+    char buf[80];
+    for (size_t n = 0; n <= 70; n++) {
+        buf[0] = '"';
+        memset(buf + 1, 'a', n);
+        buf[n + 1] = '"';
+        assert_int_equal(scan_n(buf, n + 2), JSON_OK);
+        assert_int_equal(doc.toks[0].count, n);
+        assert_int_equal(doc.toks[0].len, n + 2);
+        /* Unterminated. */
+        assert_int_equal(scan_n(buf, n + 1), JSON_ERR_EOF);
+        assert_int_equal(doc.err_off, n + 1);
+        for (size_t p = 1; p <= n; p++) {
+            buf[p] = '\x01';
+            assert_int_equal(scan_n(buf, n + 2), JSON_ERR_CONTROL);
+            assert_int_equal(doc.err_off, p);
+            buf[p] = '\x80';
+            assert_int_equal(scan_n(buf, n + 2), JSON_ERR_UTF8);
+            assert_int_equal(doc.err_off, p);
+            buf[p] = '"';
+            assert_int_equal(scan_n(buf, n + 2), JSON_ERR_TRAILING);
+            assert_int_equal(doc.err_off, p + 1);
+            buf[p] = '\\';
+            assert_int_equal(scan_n(buf, n + 2), p == n ? JSON_ERR_EOF
+                                                        : JSON_ERR_ESCAPE);
+            if (p < n) {
+                buf[p + 1] = 'n';
+                assert_int_equal(scan_n(buf, n + 2), JSON_OK);
+                assert_int_equal(doc.toks[0].count, n - 1);
+                assert_int_equal(doc.toks[0].flags, JSON_F_ESCAPED);
+                buf[p] = '\xc3';
+                buf[p + 1] = '\xa9';
+                assert_int_equal(scan_n(buf, n + 2), JSON_OK);
+                assert_int_equal(doc.toks[0].count, n - 1);
+                assert_int_equal(doc.toks[0].flags, JSON_F_NONASCII);
+                buf[p + 1] = 'a';
+            }
+            buf[p] = 'a';
+        }
+    }
+    /* Numbers of every length, ending the input or followed by ']'. */
+    for (size_t n = 1; n <= 40; n++) {
+        buf[0] = '[';
+        memset(buf + 1, '7', n);
+        buf[n + 1] = ']';
+        assert_int_equal(scan_n(buf + 1, n), JSON_OK);
+        assert_int_equal(doc.toks[0].len, n);
+        assert_int_equal(scan_n(buf, n + 2), JSON_OK);
+        assert_int_equal(doc.toks[1].len, n);
+        buf[n] = 'x';
+        assert_int_equal(scan_n(buf, n + 2), JSON_ERR_SYNTAX);
+        assert_int_equal(doc.err_off, n);
+    }
+}
+
 static int64_t as_int(const char *s, int *ok)
 {
     int64_t v = 42;
@@ -267,6 +326,30 @@ static void test_int64(void **state)
     assert_int_equal(scan("\"1\""), JSON_OK);
     int64_t v;
     assert_int_equal(json_num_int64(&doc, &doc.toks[0], &v), 0);
+}
+
+static void test_is_integer(void **state)
+{
+    static const char *yes[] = {"1", "-0", "1.0", "1e2", "1e400", "0.0e-5",
+                                "150e-1", "123.4500e2", "-1.5E1"};
+    static const char *no[] = {"1.5", "1e-1", "0.1", "123.4501e2", "1e-400",
+                               "-1.05E1"};
+    for (size_t k = 0; k < sizeof yes / sizeof *yes; k++) {
+        assert_int_equal(scan(yes[k]), JSON_OK);
+        if (!json_num_is_integer(&doc, &doc.toks[0])) {
+            print_error("%s\n", yes[k]);
+            fail();
+        }
+    }
+    for (size_t k = 0; k < sizeof no / sizeof *no; k++) {
+        assert_int_equal(scan(no[k]), JSON_OK);
+        if (json_num_is_integer(&doc, &doc.toks[0])) {
+            print_error("%s\n", no[k]);
+            fail();
+        }
+    }
+    assert_int_equal(scan("\"1\""), JSON_OK);
+    assert_false(json_num_is_integer(&doc, &doc.toks[0]));
 }
 
 static void test_double(void **state)
@@ -635,7 +718,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nul, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_string_boundaries, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_int64, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_is_integer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_double, setup, teardown),
         cmocka_unit_test_setup_teardown(test_num_cmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiple, setup, teardown),
