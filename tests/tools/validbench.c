@@ -3,6 +3,7 @@
  * check, schema walk) on one core.
  *
  *   validbench -s SCHEMA [-l] [-r ROUNDS] FILE.ndjson
+ *   validbench -s SCHEMA [-l] [-r ROUNDS] -g N
  *
  * Reads FILE into memory, then validates it line by line ROUNDS times
  * (default: as many as fit in about 3 seconds) with one validator, and
@@ -10,6 +11,9 @@
  * valid. Rounds are timed in thread CPU time, so a busy machine (other
  * processes taking the core) does not halve the figure; the same loop with
  * json_scan alone is timed too, to show what the schema walk adds.
+ * -g N validates N generated telemetry records (the seed's TelemetryData,
+ * as examples/telemetry.schema.json describes) instead of a file, so the
+ * figure in docs/schema.md can be reproduced without data.
  * -l turns on lax mode. Not a test: a figure for docs/schema.md and for
  * bench/ scripts that put it beside a peer (ajv).
  */
@@ -81,20 +85,43 @@ static double pass(struct validator *v, struct json_doc *scan_only,
     return cpu_now() - t0;
 }
 
+/* n records like the seed's telemetry, values varying as sensors do. */
+static char *generate(long n, size_t *len)
+{
+    size_t cap = (size_t)n * 128 + 1, o = 0;
+    char *b = malloc(cap);
+    if (!b)
+        return NULL;
+    uint64_t x = 88172645463325252ull;
+    for (long i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        int tenths = (int)(x % 600) - 200;
+        o += (size_t)snprintf(b + o, cap - o,
+                              "{\"timestamp\":%ld,\"sensor_id\":%ld,\"measurement\":"
+                              "{\"kind\":\"Temperature\",\"value\":%s%d.%d,\"unit\":\"%s\"}}\n",
+                              1756803600L + i, 10001L + i % 500, tenths < 0 ? "-" : "",
+                              abs(tenths) / 10, abs(tenths) % 10,
+                              (x >> 32) & 1 ? "Celcius" : "Fahrenheit");
+    }
+    *len = o;
+    return b;
+}
+
 int main(int argc, char **argv)
 {
     const char *schema_path = NULL;
     int c, lax = 0;
-    long rounds = 0;
-    while ((c = getopt(argc, argv, "s:lr:")) != -1) {
+    long rounds = 0, gen = 0;
+    while ((c = getopt(argc, argv, "s:lr:g:")) != -1) {
         switch (c) {
         case 's': schema_path = optarg; break;
         case 'l': lax = 1; break;
         case 'r': rounds = strtol(optarg, NULL, 10); break;
+        case 'g': gen = strtol(optarg, NULL, 10); break;
         default: goto usage;
         }
     }
-    if (!schema_path || optind + 1 != argc)
+    if (!schema_path || (gen <= 0 && optind + 1 != argc))
         goto usage;
     struct schema_opts o = {0};
     o.lax = lax;
@@ -105,9 +132,9 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t len;
-    char *data = slurp(argv[optind], &len);
+    char *data = gen > 0 ? generate(gen, &len) : slurp(argv[optind], &len);
     if (!data) {
-        fprintf(stderr, "validbench: cannot read %s\n", argv[optind]);
+        fprintf(stderr, "validbench: cannot read %s\n", gen > 0 ? "generated data" : argv[optind]);
         schema_free(s);
         return 2;
     }
@@ -138,6 +165,6 @@ int main(int argc, char **argv)
     free(data);
     return 0;
 usage:
-    fprintf(stderr, "usage: validbench -s SCHEMA [-l] [-r ROUNDS] FILE.ndjson\n");
+    fprintf(stderr, "usage: validbench -s SCHEMA [-l] [-r ROUNDS] FILE.ndjson | -g N\n");
     return 2;
 }
