@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,6 +519,48 @@ static void test_bad_input(void **state)
     schema_free(s2);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* The deepest walks (a $ref loop through anyOf, reported) fit in a 4 MB
+ * thread stack, as validate.h promises. */
+static void *deep_walk(void *arg)
+{
+    const char *schema = "{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"},"
+                         "{\"type\":\"null\"}]}},\"$ref\":\"#/$defs/a\"}";
+    struct weir_errmsg err;
+    struct schema *s = schema_compile(schema, strlen(schema), NULL, NULL, &err);
+    struct validator *v = s ? validator_new(s) : NULL;
+    struct verdict vd;
+    int r = v ? validator_check(v, "1", 1, &vd) : -1;
+    validator_free(v);
+    schema_free(s);
+    *(int *)arg = r;
+    return NULL;
+}
+
+static void test_stack(void **state)
+{
+    pthread_attr_t a;
+    pthread_t t;
+    int r = -2;
+    pthread_attr_init(&a);
+    /* ASan's redzones make frames several times larger. */
+    pthread_attr_setstacksize(&a, UNDER_ASAN ? 32u << 20 : 4u << 20);
+    assert_int_equal(pthread_create(&t, &a, deep_walk, &r), 0);
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&a);
+    assert_int_equal(r, 0);
+}
+
 static void test_reuse(void **state)
 {
     /* One validator, many records, alternating valid and invalid. */
@@ -679,7 +722,7 @@ int main(void)
         cmocka_unit_test(test_enum_const),  cmocka_unit_test(test_objects),
         cmocka_unit_test(test_arrays),      cmocka_unit_test(test_applicators),
         cmocka_unit_test(test_lax),         cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_reuse),       cmocka_unit_test(test_stack),
         cmocka_unit_test(test_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
