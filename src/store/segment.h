@@ -187,6 +187,23 @@ unsigned seg_open_partitions(const struct seg_writer *w);
 /* Copy the counters; from any thread. */
 void seg_stats(const struct seg_writer *w, struct seg_stats *out);
 
+/*
+ * Where the writer stands, for a source that checkpoints what its segments
+ * hold (the Kafka source, store/offsets.h): one mark per segment this
+ * writer has a file for, with the bytes in it, and *seq_next, the lowest
+ * seq any segment it opens later can get (seqs only grow, also across
+ * restarts). Fills out[0..cap) and returns the number of marks, which may
+ * be more than cap (call again with room for them). Meant to be called
+ * right after a successful seg_flush or seg_sync, when len is every byte
+ * taken so far and all of it durable (under the never policy: written).
+ */
+struct seg_mark {
+    uint64_t seq;
+    uint64_t len;
+};
+size_t seg_marks(const struct seg_writer *w, struct seg_mark *out, size_t cap,
+                 uint64_t *seq_next);
+
 /* ---- names -------------------------------------------------------------- */
 
 /* A segment file name, split. */
