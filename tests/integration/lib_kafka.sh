@@ -9,6 +9,8 @@
 #   lake_ids DIR                the "id" of every raw record under DIR, one
 #                               a line, sorted (duplicates kept)
 #   gen_records FIRST COUNT     NDJSON records {"id":N,"ts":NOW,"v":...}
+#   assigned_after LOG B N [S]  wait for N partitions assigned in LOG since
+#                               it had B "starts at" lines
 #   stop_mock                   SIGTERM the cluster, wait for it
 #
 # Sessions are short (WEIR_KAFKA_OPTIONS) so that the group notices a
@@ -64,6 +66,17 @@ gen_records() {
         for (i = a; i < a + n; i++)
             printf "{\"id\":%d,\"ts\":%d,\"sensor\":\"s-%d\",\"v\":%d.25}\n", i, ts, i % 13, i % 1000
     }'
+}
+
+# assigned_after LOG BEFORE N [S]: wait until LOG has N more "starts at"
+# lines (one per partition assigned) than BEFORE.
+assigned_after() {
+    local i
+    for i in $(seq 1 $((${4:-60} * 10))); do
+        [ "$(grep -c " starts at " "$1" 2>/dev/null)" -ge $(($2 + $3)) ] && return 0
+        sleep 0.1
+    done
+    return 1
 }
 
 # stop_mock: SIGTERM the cluster and wait (quiet, unlike the kill -9 at exit).
