@@ -55,9 +55,14 @@
 /* Blocking calls made on the worker's loop during a rebalance. */
 #define LOOKUP_TIMEOUT_MS 10000
 
-/* librdkafka's prefetch buffer: bounded so that a fast topic cannot grow
- * memory while the lander pushes back. */
-#define PREFETCH_KBYTES "16384"
+/* librdkafka's prefetch buffer, for all partitions together (they share
+ * the consumer queue). librdkafka 2.0 stops fetching for a whole second
+ * when it is full, so it must hold about a second of the topic at full
+ * speed: 64 MiB (librdkafka's default) is half a million telemetry
+ * records. The message count is set high so that the bytes decide.
+ * Both can be changed in source.kafka.options. */
+#define PREFETCH_KBYTES "65536"
+#define PREFETCH_MESSAGES "1000000"
 
 /* The same librdkafka complaint (a broker down) is logged at most this
  * often. */
@@ -313,6 +318,9 @@ static int finish_batch(struct kafka_source *k, int sync_commit)
     }
     if (k->syncing)
         log_info("%s: kafka: batch durable, reading again", k->p->name);
+    log_debug("%s: kafka: batch of %" PRIu64 " records (%" PRIu64 " bytes) durable "
+              "%.1f ms after its first record", k->p->name, k->batch_records,
+              k->batch_bytes, (double)(wtime_mono_ns() - k->batch_t0) / 1e6);
     k->syncing = 0;
     k->batch_open = 0;
     k->batch_records = k->batch_bytes = 0;
@@ -805,37 +813,29 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val,
 {
     char err[512];
     if (rd_kafka_conf_set(conf, key, val, err, sizeof err) != RD_KAFKA_CONF_OK)
-        return errmsg_set(e, WEIR_ECONFIG, "pipeline %s: kafka option %s: %s", pipeline,
-                          key, err);
+        return errmsg_set(e, WEIR_ECONFIG, "pipeline %s: source.kafka.options.%s: %s",
+                          pipeline, key, err);
     return 0;
 }
 
-/* WEIR_KAFKA_OPTIONS="key=value,key=value": librdkafka properties for
- * every Kafka source (session.timeout.ms, security.protocol, ...). */
-static int apply_env_options(rd_kafka_conf_t *conf, struct weir_errmsg *e,
-                             const char *pipeline)
+/* The pipeline's source.kafka.options, over weir's defaults. */
+static int apply_options(rd_kafka_conf_t *conf, const struct config_pipeline *p,
+                         struct weir_errmsg *e)
 {
-    const char *env = getenv("WEIR_KAFKA_OPTIONS");
-    if (!env || !*env)
-        return 0;
-    char *copy = strdup(env);
-    if (!copy)
-        return errmsg_set(e, WEIR_ENOMEM, "out of memory");
-    int rc = 0;
-    char *save = NULL;
-    for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
-         item = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(item, '=');
-        if (!eq || eq == item) {
-            rc = errmsg_set(e, WEIR_ECONFIG, "WEIR_KAFKA_OPTIONS: '%s' is not key=value",
-                            item);
-            break;
-        }
-        *eq = '\0';
-        rc = conf_set(conf, item, eq + 1, e, pipeline);
+    const struct config_kafka_source *ks = &p->source.kafka;
+    for (size_t i = 0; i < ks->noptions; i++) {
+        char key[256];
+        const char *eq = strchr(ks->options[i], '=');
+        if (!eq || (size_t)(eq - ks->options[i]) >= sizeof key)
+            return errmsg_set(e, WEIR_ECONFIG, "pipeline %s: source.kafka.options: bad "
+                              "option", p->name);
+        memcpy(key, ks->options[i], (size_t)(eq - ks->options[i]));
+        key[eq - ks->options[i]] = '\0';
+        int rc = conf_set(conf, key, eq + 1, e, p->name);
+        if (rc)
+            return rc;
     }
-    free(copy);
-    return rc;
+    return 0;
 }
 
 static int make_consumer(struct kafka_source *k, struct weir_errmsg *e)
@@ -854,7 +854,8 @@ static int make_consumer(struct kafka_source *k, struct weir_errmsg *e)
         (rc = conf_set(conf, "enable.partition.eof", "false", e, k->p->name)) ||
         (rc = conf_set(conf, "queued.max.messages.kbytes", PREFETCH_KBYTES, e,
                        k->p->name)) ||
-        (rc = apply_env_options(conf, e, k->p->name))) {
+        (rc = conf_set(conf, "queued.min.messages", PREFETCH_MESSAGES, e, k->p->name)) ||
+        (rc = apply_options(conf, k->p, e))) {
         rd_kafka_conf_destroy(conf);
         return rc;
     }

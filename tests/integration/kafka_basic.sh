@@ -32,7 +32,7 @@ metrics: 127.0.0.1:0
 pipelines:
   - name: k
     source:
-      kafka: {brokers: "$BOOT", topic: t, group: $1, batch: {max_records: 3000, max_wait: 100ms}}
+      kafka: {brokers: "$BOOT", topic: t, group: $1, batch: {max_records: 3000, max_wait: 100ms}, $KOPTS}
     schema: $TMP/schema.json
     time_field: ts
     max_record: 4KB

@@ -27,7 +27,7 @@ metrics: 127.0.0.1:0
 pipelines:
   - name: k
     source:
-      kafka: {brokers: "$BOOT", topic: t, group: g, batch: {max_records: 2000, max_wait: 150ms}}
+      kafka: {brokers: "$BOOT", topic: t, group: g, batch: {max_records: 2000, max_wait: 150ms}, $KOPTS}
     time_field: ts
 EOF
 }

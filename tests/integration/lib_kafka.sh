@@ -13,10 +13,10 @@
 #                               it had B "starts at" lines
 #   stop_mock                   SIGTERM the cluster, wait for it
 #
-# Sessions are short (WEIR_KAFKA_OPTIONS) so that the group notices a
-# killed weir in about 3 s instead of librdkafka's default 45 s.
+# $KOPTS goes into each test's kafka source: short sessions, so that the
+# group notices a killed weir in about 3 s instead of librdkafka's 45 s.
 MOCK="$WEIR_BUILD/tools/kafka_mock"
-export WEIR_KAFKA_OPTIONS=${WEIR_KAFKA_OPTIONS:-session.timeout.ms=3000,heartbeat.interval.ms=300,max.poll.interval.ms=30000}
+KOPTS="options: {session.timeout.ms: 3000, heartbeat.interval.ms: 300}"
 NOW=$(date +%s)
 
 start_mock() {
