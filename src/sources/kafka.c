@@ -53,21 +53,22 @@
 #define PAUSED_POLL_NS (2 * WTIME_NS_PER_S)
 #define PAUSED_POLL_MSGS 16
 
-/* Blocking calls made on the worker's loop during a rebalance. */
+/* Blocking calls made on the worker's loop during a rebalance, and to
+ * wake librdkafka's fetcher (nudge_fetcher). */
 #define LOOKUP_TIMEOUT_MS 10000
+#define NUDGE_TIMEOUT_MS 100
 
 /* librdkafka's prefetch, for all partitions together (they share the
- * consumer queue, and librdkafka counts the shared queue for each). When
- * it is full, librdkafka 2.0 stops fetching for up to a second, so a
- * backlog is read in bursts whose speed grows with its size, and so does
- * memory: about 450 bytes a queued message (payload plus librdkafka's
- * bookkeeping). Measured on 120-byte records: 100,000 messages (the
- * librdkafka default) read a backlog at ~130,000 records/s in 80 MB of
- * RSS, 250,000 at ~260,000/s in 150 MB, 500,000 at ~480,000/s in 250 MB.
- * weir takes the middle; source.kafka.options changes it (docs/kafka.md).
- * A stream slower than weir never fills it. */
+ * consumer queue, and librdkafka counts the shared queue for each). A
+ * queued message costs about 450 bytes (payload plus librdkafka's
+ * bookkeeping), so the message count is what bounds memory for small
+ * records. With nudge_fetcher a small queue is enough: reading a backlog
+ * of 120-byte records on the mock cluster, 50,000 messages gave the best
+ * speed (~1 s a million) in ~75 MB of RSS; 10,000 was 2.5x slower, and
+ * without the nudge even 250,000 read 3x slower. source.kafka.options
+ * changes both bounds (docs/kafka.md). */
 #define PREFETCH_KBYTES "65536"
-#define PREFETCH_MESSAGES "250000"
+#define PREFETCH_MESSAGES "50000"
 
 /* The same librdkafka complaint (a broker down) is logged at most this
  * often. */
@@ -106,6 +107,9 @@ struct kafka_source {
     uint64_t timer;
     int kick;                 /* a 0 ms timer is due: more is queued */
     int64_t ns_per_msg;       /* recent cost of a message, averaged */
+    size_t prefetch_min;      /* queued.min.messages in effect */
+    int queue_was_full;       /* the queue neared it since the last nudge */
+    size_t nudge_next;        /* partition to nudge the fetcher through */
 
     struct kpart *parts;
     size_t nparts, capparts;
@@ -578,6 +582,8 @@ static ssize_t take(struct kafka_source *k, size_t max)
     if (k->ns_per_msg > 0 && (int64_t)max * k->ns_per_msg > PUMP_NS)
         max = (size_t)(PUMP_NS / k->ns_per_msg) + 1;
     int64_t t0 = wtime_mono_ns();
+    if (rd_kafka_queue_length(k->q) >= k->prefetch_min / 2)
+        k->queue_was_full = 1;
     ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, msgs, max);
     for (ssize_t i = 0; i < n; i++) {
         handle(k, msgs[i]);
@@ -588,6 +594,34 @@ static ssize_t take(struct kafka_source *k, size_t max)
         k->ns_per_msg = k->ns_per_msg ? (3 * k->ns_per_msg + per) / 4 : per;
     }
     return n;
+}
+
+/*
+ * librdkafka 2.0 stops fetching when the prefetch queue is full and looks
+ * again only when its broker thread next wakes up, up to a second later
+ * (2.1 added fetch.queue.backoff.ms for this). Catching up with a backlog,
+ * weir empties a full queue in a fraction of that second and would then
+ * wait for the rest of it. A request to the partition's leader wakes its
+ * broker thread, which then sees the empty queue and fetches again: so
+ * once the queue has been near full and is empty now, ask for one
+ * partition's watermarks (a round trip on the loop, once per fill of the
+ * queue, never while the stream is slower than weir).
+ */
+static void nudge_fetcher(struct kafka_source *k)
+{
+    if (!k->queue_was_full)
+        return;
+    k->queue_was_full = 0;
+    for (size_t i = 0; i < k->nparts; i++) {
+        struct kpart *kp = &k->parts[(k->nudge_next + i) % k->nparts];
+        if (!kp->owned)
+            continue;
+        int64_t lo, hi;
+        rd_kafka_query_watermark_offsets(k->rk, kp->topic, kp->partition, &lo, &hi,
+                                         NUDGE_TIMEOUT_MS);
+        k->nudge_next = (k->nudge_next + i + 1) % k->nparts;
+        return;
+    }
 }
 
 static int64_t kick_timer(struct loop *l, uint64_t id, void *data)
@@ -686,6 +720,7 @@ static void pump(struct kafka_source *k)
                 if (finish_batch(k, 0) != 0)
                     return;
             } else if (n == 0) {
+                nudge_fetcher(k);
                 break; /* the queue is empty */
             }
             if (now >= until)
@@ -893,6 +928,12 @@ static int make_consumer(struct kafka_source *k, struct weir_errmsg *e)
         rd_kafka_conf_destroy(conf);
         return errmsg_set(e, WEIR_ECONFIG, "pipeline %s: kafka: %s", k->p->name, err);
     }
+    char qmin[32];
+    size_t qlen = sizeof qmin;
+    k->prefetch_min = 100000;
+    if (rd_kafka_conf_get(rd_kafka_conf(k->rk), "queued.min.messages", qmin, &qlen) ==
+        RD_KAFKA_CONF_OK)
+        k->prefetch_min = (size_t)strtoull(qmin, NULL, 10);
     rd_kafka_poll_set_consumer(k->rk);
     k->q = rd_kafka_queue_get_consumer(k->rk);
     int fds[2];
