@@ -28,6 +28,7 @@
 #include "schema/json.h"
 #include "store/offsets.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -74,8 +75,12 @@
  * often. */
 #define LOG_REPEAT_NS (30 * WTIME_NS_PER_S)
 
-/* Longest key shown in a record's peer. */
+/* Longest key shown in a record's peer, and the peer text's room: topic,
+ * partition, offset, timestamp, the key in base64, "...". The peer is
+ * built for every message (land_record wants it before it knows whether
+ * the record is quarantined), so it is plain copies into a fixed array. */
 #define PEER_KEY_MAX 256
+#define PEER_MAX (OFFSETS_TOPIC_MAX + 80 + PEER_KEY_MAX * 4 / 3 + 16)
 
 struct kpart {
     const char *topic;        /* the config's string */
@@ -129,7 +134,7 @@ struct kafka_source {
 
     struct json_doc doc;      /* checks payloads that hold newlines */
     struct buf scratch;
-    struct buf peer;
+    char peer[PEER_MAX];
 
     pthread_mutex_t log_mu;   /* librdkafka logs from its own threads */
     char last_log[256];
@@ -342,7 +347,7 @@ static int finish_batch(struct kafka_source *k, int sync_commit)
 
 /* ---- one message -------------------------------------------------------- */
 
-static void put_u64(struct buf *b, uint64_t v)
+static size_t put_u64(char *out, uint64_t v)
 {
     char tmp[24];
     size_t n = 0;
@@ -350,7 +355,8 @@ static void put_u64(struct buf *b, uint64_t v)
         tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    buf_append(b, tmp + sizeof tmp - n, n);
+    memcpy(out, tmp + sizeof tmp - n, n);
+    return n;
 }
 
 static int key_printable(const unsigned char *p, size_t n)
@@ -361,34 +367,59 @@ static int key_printable(const unsigned char *p, size_t n)
     return 1;
 }
 
+static size_t put_base64(char *out, const unsigned char *p, size_t n)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    return o;
+}
+
 /* "topic/partition@offset ts=MS key=K" into k->peer (NUL-terminated). */
 static const char *peer_of(struct kafka_source *k, const struct kpart *kp,
                            const rd_kafka_message_t *m)
 {
-    struct buf *b = &k->peer;
-    buf_reset(b);
-    buf_append(b, kp->prefix, kp->prefix_len);
-    put_u64(b, (uint64_t)m->offset);
+    char *o = k->peer;
+    memcpy(o, kp->prefix, kp->prefix_len);
+    o += kp->prefix_len;
+    o += put_u64(o, (uint64_t)m->offset);
     rd_kafka_timestamp_type_t tt;
     int64_t ts = rd_kafka_message_timestamp(m, &tt);
     if (ts >= 0) {
-        buf_puts(b, " ts=");
-        put_u64(b, (uint64_t)ts);
+        memcpy(o, " ts=", 4);
+        o += 4;
+        o += put_u64(o, (uint64_t)ts);
     }
     if (m->key && m->key_len > 0) {
         size_t n = m->key_len > PEER_KEY_MAX ? PEER_KEY_MAX : m->key_len;
         if (key_printable(m->key, n)) {
-            buf_puts(b, " key=");
-            buf_append(b, m->key, n);
+            memcpy(o, " key=", 5);
+            memcpy(o + 5, m->key, n);
+            o += 5 + n;
         } else {
-            buf_puts(b, " key_b64=");
-            buf_put_base64(b, m->key, n);
+            memcpy(o, " key_b64=", 9);
+            o += 9;
+            o += put_base64(o, m->key, n);
         }
-        if (n < m->key_len)
-            buf_puts(b, "...");
+        if (n < m->key_len) {
+            memcpy(o, "...", 3);
+            o += 3;
+        }
     }
-    buf_putc(b, '\0');
-    return b->data;
+    *o = '\0';
+    assert(o < k->peer + sizeof k->peer);
+    return k->peer;
 }
 
 /*
@@ -414,7 +445,7 @@ static const char *record_of(struct kafka_source *k, const char *p, size_t *len)
     return k->scratch.data;
 }
 
-static void handle(struct kafka_source *k, rd_kafka_message_t *m)
+static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -430,7 +461,6 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m)
         INC(k, duplicates_skipped, 1);
         return;
     }
-    int64_t now = wtime_now_ns();
     const char *peer = peer_of(k, kp, m);
     size_t len = m->len;
     const char *payload = m->payload ? m->payload : "";
@@ -585,8 +615,10 @@ static ssize_t take(struct kafka_source *k, size_t max)
     if (rd_kafka_queue_length(k->q) >= k->prefetch_min / 2)
         k->queue_was_full = 1;
     ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, msgs, max);
+    /* One arrival time per chunk: they came in one fetch anyway. */
+    int64_t now = n > 0 ? wtime_now_ns() : 0;
     for (ssize_t i = 0; i < n; i++) {
-        handle(k, msgs[i]);
+        handle(k, msgs[i], now);
         rd_kafka_message_destroy(msgs[i]);
     }
     if (n > 0) {
@@ -850,7 +882,6 @@ static void k_free(struct source *s)
     offsets_release(&k->ck);
     json_doc_release(&k->doc);
     buf_release(&k->scratch);
-    buf_release(&k->peer);
     pthread_mutex_destroy(&k->log_mu);
     free(k);
 }
@@ -975,7 +1006,6 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
     pthread_mutex_init(&k->log_mu, NULL);
     json_doc_init(&k->doc, (uint32_t)cfg->limits.max_depth);
     buf_init(&k->scratch, k->max_record + 1);
-    buf_init(&k->peer, OFFSETS_TOPIC_MAX + 64 + PEER_KEY_MAX * 2);
     offsets_init(&k->ck, thread);
 #ifdef WEIR_TESTING
     k->no_commit = getenv("WEIR_TEST_KAFKA_NO_COMMIT") != NULL;

@@ -50,6 +50,8 @@ ok "produced $N valid records" grep -q "^$N produced" "$TMP/produce.log"
     printf '{"id":900003,"ts":%d,"pad":"%s"}\n' "$NOW" "$(head -c 5000 /dev/zero | tr '\0' a)"
 } >"$TMP/bad.ndjson"
 produce t --partition 2 --key sensor-7 "$TMP/bad.ndjson" 2>>"$TMP/produce.log"
+echo '{"id":"binary key"}' >"$TMP/bkey.ndjson"
+produce t --partition 3 --key "$(printf 'k\001y')" "$TMP/bkey.ndjson" 2>>"$TMP/produce.log"
 printf '{\n  "id": 777777,\r\n  "ts": %d,\n  "v": 1\n}\0{\n "id": 1\0' "$NOW" >"$TMP/nl.bin"
 produce t --partition 1 --nul "$TMP/nl.bin" 2>>"$TMP/produce.log"
 
@@ -71,15 +73,17 @@ ok "raw: the pretty-printed record is one line, spaces for its newlines" \
 
 Q=$(find "$D/k/quarantine" -name '*.ndjson' -exec cat {} +)
 reasons=$(grep -o '"reason":"[a-z_]*"' <<<"$Q" | cut -d'"' -f4 | sort | uniq -c | awk '{print $2 "=" $1}' | tr '\n' ' ')
-eq "quarantine: reasons" "invalid=3 time_missing=1 time_out_of_range=0 time_unparsable=1 too_large=1 " \
+eq "quarantine: reasons" "invalid=4 time_missing=1 time_out_of_range=0 time_unparsable=1 too_large=1 " \
     "$(sed 's/time_missing=1 /time_missing=1 time_out_of_range=0 /' <<<"$reasons")"
 ok "quarantine: schema verdict names /id" grep -q '"reason":"invalid","path":"/id"' <<<"$Q"
 ok "quarantine: peer is topic/partition@offset ts=.. key=.." \
     grep -qE '"peer":"t/2@[0-9]+ ts=[0-9]+ key=sensor-7"' <<<"$Q"
+ok "quarantine: a key that is not printable is shown in base64" \
+    grep -qE '"peer":"t/3@[0-9]+ ts=[0-9]+ key_b64=awF5"' <<<"$Q"
 ok "quarantine: a non-JSON payload keeps its newline" grep -qF '"raw":"{\n \"id\": 1"' <<<"$Q"
 ok "quarantine: too large is cut and flagged" grep -q '"reason":"too_large".*"truncated":true' <<<"$Q"
 
-total=$((N + 7))
+total=$((N + 8))
 pos=$(awk '$1 == "pos" {s += $4} END {print s + 0}' "$D"/k/_offsets/*)
 eq "checkpoint: positions sum to the topic's $total messages" "$total" "$pos"
 ok "log: the source's summary" grep -q "k: kafka: $total records" "$TMP/serve.log"
