@@ -313,13 +313,11 @@ static int recover_all(struct server *s, struct weir_errmsg *e)
     const struct weir_config *cfg = s->cfg;
     for (size_t i = 0; i < cfg->npipelines; i++) {
         const struct config_pipeline *p = &cfg->pipelines[i];
-        /* Kafka: first cut back what no checkpoint acknowledged (whole
-         * records that Kafka delivers again, not torn ones). */
-        if (p->source.kind == CONFIG_SOURCE_KAFKA) {
-            int krc = kafka_recover(cfg, p, e);
-            if (krc)
-                return krc;
-        }
+        /* Kafka offsets first: cut back what no checkpoint acknowledged
+         * (whole records that Kafka delivers again, not torn ones). */
+        int krc = kafka_recover(cfg, p, e);
+        if (krc)
+            return krc;
         struct seg_config sc = {
             .data_dir = cfg->data_dir, .pipeline = p->name, .kind = "quarantine",
             .node = cfg->node, .thread = 0, .grain = PART_HOUR,

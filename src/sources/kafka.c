@@ -1020,10 +1020,17 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
         errmsg_set(e, rc, "pipeline %s: kafka: %s", p->name, weir_strerror(rc));
         goto fail;
     }
+    unsigned long retired = 0;
+    k->ck.retired = 0;
     if ((rc = offsets_capture(&k->ck, land_raw_writer(lander),
                               land_quarantine_writer(lander))) != 0 ||
-        (rc = offsets_write(cfg->data_dir, p->name, cfg->node, &k->ck, e)) != 0)
+        (rc = offsets_write(cfg->data_dir, p->name, cfg->node, &k->ck, e)) != 0 ||
+        (rc = offsets_retire(cfg->data_dir, p->name, cfg->node, (long)thread, &retired,
+                             e)) != 0)
         goto fail;
+    if (retired)
+        log_info("%s: kafka: the consumer moved to worker %u; the checkpoints of "
+                 "its other workers keep their positions", p->name, thread);
     if ((rc = make_consumer(k, e)) != 0)
         goto fail;
     if (!(k->timer = loop_timer_add(l, TICK_MS, on_tick, k))) {
@@ -1040,6 +1047,17 @@ fail:
 int kafka_recover(const struct weir_config *cfg, const struct config_pipeline *p,
                   struct weir_errmsg *e)
 {
+    if (p->source.kind != CONFIG_SOURCE_KAFKA) {
+        /* Read Kafka once, reads something else now: its checkpoints must
+         * never cut what the new source writes. */
+        unsigned long n = 0;
+        int rc = offsets_retire(cfg->data_dir, p->name, cfg->node, -1, &n, e);
+        if (rc == 0 && n)
+            log_info("%s: not a Kafka pipeline any more: %lu offset checkpoints of "
+                     "node %s keep their positions, roll nothing back", p->name, n,
+                     cfg->node);
+        return rc;
+    }
     struct offsets_rollback_stats st = {0};
     int rc = offsets_rollback(cfg->data_dir, p->name, cfg->node, &st, e);
     if (rc)

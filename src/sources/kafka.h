@@ -50,18 +50,22 @@
  * A Kafka source for pipeline p (source.kind == CONFIG_SOURCE_KAFKA) on
  * loop l, landing in lander, which is the lander of worker `thread`.
  * Writes this node's initial checkpoint for that thread (so that files
- * made before it are never taken for a batch's), creates the consumer and
- * subscribes; records flow once the group assigns partitions.
+ * made before it are never taken for a batch's), retires those of its
+ * other threads (the consumer may have run on another worker before),
+ * creates the consumer and subscribes; records flow once the group
+ * assigns partitions.
  */
 int kafka_source_new(struct loop *l, const struct weir_config *cfg,
                      const struct config_pipeline *p, struct lander *lander,
                      unsigned thread, struct source **out, struct weir_errmsg *e);
 
 /*
- * Start-up, holding the node lock, before recover_pipeline: cut this
- * node's segments of pipeline p back to its checkpoints
- * (offsets_rollback), dropping what a crash left of batches that were
- * never checkpointed (they are read from Kafka again), and log it.
+ * Start-up, for every pipeline, holding the node lock, before
+ * recover_pipeline. A Kafka pipeline: cut this node's segments back to its
+ * checkpoints (offsets_rollback), dropping what a crash left of batches
+ * that were never checkpointed (they are read from Kafka again), and log
+ * it. Any other pipeline: retire the checkpoints a Kafka source may have
+ * left (offsets_retire), so that they never cut what its source writes.
  */
 int kafka_recover(const struct weir_config *cfg, const struct config_pipeline *p,
                   struct weir_errmsg *e);

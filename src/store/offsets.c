@@ -119,9 +119,11 @@ int offsets_capture(struct offsets *o, const struct seg_writer *raw,
 int offsets_format(const struct offsets *o, const char *node, struct buf *out)
 {
     int rc = buf_appendf(out, "weir offsets 1\nnode %s\nthread %u\n", node, o->thread);
-    for (int k = 0; k < 2 && !rc; k++)
+    if (o->retired && !rc)
+        rc = buf_puts(out, "retired\n");
+    for (int k = 0; k < 2 && !rc && !o->retired; k++)
         rc = buf_appendf(out, "seq %s %" PRIu64 "\n", kind_names[k], o->seq_next[k]);
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2 && !o->retired; k++)
         for (size_t i = 0; i < o->nmarks[k] && !rc; i++)
             rc = buf_appendf(out, "mark %s %" PRIu64 " %" PRIu64 "\n", kind_names[k],
                              o->marks[k][i].seq, o->marks[k][i].len);
@@ -227,6 +229,8 @@ int offsets_parse(const char *text, size_t len, struct offsets *o, char *why,
             }
         } else if (nw == 1 && word_is(w[0], wl[0], "end")) {
             seen_end = 1;
+        } else if (nw == 1 && word_is(w[0], wl[0], "retired")) {
+            o->retired = 1;
         } else if (nw == 2 && word_is(w[0], wl[0], "node")) {
             /* informative: the file name says whose it is */
         } else if (nw == 2 && word_is(w[0], wl[0], "thread") &&
@@ -261,7 +265,11 @@ int offsets_parse(const char *text, size_t len, struct offsets *o, char *why,
         return WEIR_ECORRUPT;
     }
     /* Without them a rollback would take every file for a new one. */
-    if (seen_seq != 3) {
+    if (o->retired && (seen_seq || o->nmarks[0] || o->nmarks[1])) {
+        snprintf(why, cap, "\"retired\" with seq or mark lines");
+        return WEIR_ECORRUPT;
+    }
+    if (!o->retired && seen_seq != 3) {
         snprintf(why, cap, "no \"seq raw\" and \"seq quarantine\" lines");
         return WEIR_ECORRUPT;
     }
@@ -509,7 +517,7 @@ static int rollback_one(void *ctx, const char *path, unsigned thread,
     int rc = load_path(path, &o, e);
     if (rc == WEIR_ENOTFOUND)
         rc = 0;
-    else if (rc == 0) {
+    else if (rc == 0 && !o.retired) {
         o.thread = thread;
         c->st->checkpoints++;
         rc = rollback_kind(c, &o, OFFSETS_RAW, e);
@@ -525,4 +533,39 @@ int offsets_rollback(const char *data_dir, const char *pipeline, const char *nod
 {
     struct rb_ctx c = {data_dir, pipeline, node, st};
     return each_checkpoint(data_dir, pipeline, node, rollback_one, &c, e);
+}
+
+struct retire_ctx {
+    const char *data_dir, *pipeline, *node;
+    long keep;
+    unsigned long *n;
+};
+
+static int retire_one(void *ctx, const char *path, unsigned thread, struct weir_errmsg *e)
+{
+    struct retire_ctx *c = ctx;
+    if (c->keep >= 0 && (unsigned long)c->keep == thread)
+        return 0;
+    struct offsets o;
+    offsets_init(&o, thread);
+    int rc = load_path(path, &o, e);
+    if (rc == WEIR_ENOTFOUND) {
+        rc = 0;
+    } else if (rc == 0 && !o.retired) {
+        o.thread = thread;
+        o.retired = 1;
+        o.nmarks[0] = o.nmarks[1] = 0;
+        rc = offsets_write(c->data_dir, c->pipeline, c->node, &o, e);
+        if (rc == 0)
+            (*c->n)++;
+    }
+    offsets_release(&o);
+    return rc;
+}
+
+int offsets_retire(const char *data_dir, const char *pipeline, const char *node,
+                   long keep, unsigned long *n, struct weir_errmsg *e)
+{
+    struct retire_ctx c = {data_dir, pipeline, node, keep, n};
+    return each_checkpoint(data_dir, pipeline, node, retire_one, &c, e);
 }

@@ -34,6 +34,8 @@
  *   mark raw SEQ LEN              segment SEQ of (node, thread) held LEN bytes
  *   mark quarantine SEQ LEN       (any partition directory; one line each)
  *   pos TOPIC PARTITION NEXT      offsets below NEXT are in the lake
+ *   retired                       (instead of seq and mark lines) the
+ *                                 positions stand, nothing is rolled back
  *   end                           the file is complete
  *
  * Positions are facts about the lake, so a checkpoint keeps the positions
@@ -66,6 +68,7 @@ struct offsets_pos {
 /* A checkpoint in memory. */
 struct offsets {
     unsigned thread;
+    int retired;                   /* positions only: rolls nothing back */
     uint64_t seq_next[2];          /* by enum offsets_kind */
     struct seg_mark *marks[2];
     size_t nmarks[2], capmarks[2];
@@ -136,5 +139,18 @@ struct offsets_rollback_stats {
 int offsets_rollback(const char *data_dir, const char *pipeline,
                      const char *node, struct offsets_rollback_stats *st,
                      struct weir_errmsg *e);
+
+/*
+ * Retire this node's checkpoints of the pipeline, except the one of thread
+ * `keep` (-1: all of them): they keep their positions but roll nothing
+ * back any more (offsets_rollback skips them). A checkpoint can only tell
+ * which bytes of its (node, thread)'s segments were acknowledged while a
+ * Kafka source was the one writing them; once another writer may add to
+ * those segments (the pipeline's source became TCP, the consumer moved to
+ * another worker), rolling them back would remove that writer's records.
+ * Adds the number retired to *n.
+ */
+int offsets_retire(const char *data_dir, const char *pipeline, const char *node,
+                   long keep, unsigned long *n, struct weir_errmsg *e);
 
 #endif

@@ -120,6 +120,29 @@ eq "new group: still $((N + 1001)) records, none twice" "$((N + 1001)) " \
     "$(grep -c . <<<"$ids") $(uniq -d <<<"$ids" | tr '\n' ' ')"
 ok "new group: the $((total + 1000)) records already in the lake were skipped" \
     grep -q "$((total + 1000)) duplicates skipped" "$TMP/serve3.log"
+# The pipeline reads TCP for a while, then Kafka again: the old checkpoint
+# keeps its positions but must never cut what TCP landed meanwhile.
+port=$(free_port)
+sed -e "s|kafka: {.*}|tcp: 127.0.0.1:$port|" "$TMP/w.yaml" >"$TMP/tcp.yaml"
+"$WEIR" serve -c "$TMP/tcp.yaml" 2>"$TMP/serve4.log" &
+srv=$!
+cleanup_pid "$srv"
+wait_port "$port" 30
+gen_records 500000 100 | "$WEIR" send "127.0.0.1:$port"
+kill -TERM "$srv"
+wait "$srv"
+eq "tcp: exit 0" 0 $?
+ok "tcp: the Kafka checkpoint retired" grep -q "not a Kafka pipeline any more" "$TMP/serve4.log"
+config g1
+"$WEIR" serve -c "$TMP/w.yaml" 2>"$TMP/serve5.log" &
+srv=$!
+cleanup_pid "$srv"
+ok "kafka again: assigned" assigned_after "$TMP/serve5.log" 0 4 60
+kill -TERM "$srv"
+wait "$srv"
+ids=$(lake_ids "$D")
+eq "kafka again: the TCP records are still there, nothing twice" "$((N + 1101)) " \
+    "$(grep -c . <<<"$ids") $(uniq -d <<<"$ids" | tr '\n' ' ')"
 ok "no sanitizer report" bash -c "! grep -q Sanitizer '$TMP'/serve*.log"
 stop_mock
 finish

@@ -2,8 +2,8 @@
  * test_offsets.c - Kafka offset checkpoints (store/offsets.h): the text
  * format and its refusals, capture from real segment writers, the maximum
  * over several nodes' checkpoints, and the rollback that cuts segments
- * back to a checkpoint after a crash. Also seg_marks and land_sync's
- * writers underneath.
+ * back to a checkpoint after a crash, and retired checkpoints (positions
+ * only). Also seg_marks underneath.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -277,6 +277,70 @@ static void test_rollback_without_checkpoint(void **state)
     assert_string_equal(got, "{\"a\":1}|");
 }
 
+/* A pipeline that stops reading Kafka, or a consumer that moves to another
+ * worker: the old checkpoint keeps its positions and cuts nothing. */
+static void test_retire(void **state)
+{
+    struct weir_errmsg e;
+    struct offsets ck;
+    offsets_init(&ck, 0);
+    ck.seq_next[0] = ck.seq_next[1] = 1; /* every later file looks "new" */
+    offsets_set(&ck, "t", 0, 42);
+    assert_int_equal(offsets_write(root, "p", "n1", &ck, &e), 0);
+    offsets_release(&ck);
+    offsets_init(&ck, 1);
+    ck.seq_next[0] = ck.seq_next[1] = 1;
+    offsets_set(&ck, "t", 1, 7);
+    assert_int_equal(offsets_write(root, "p", "n1", &ck, &e), 0);
+    offsets_release(&ck);
+
+    /* TCP records land in (n1, 0) afterwards. */
+    struct seg_writer *raw = writer("raw", "n1", 0, 0);
+    append(raw, H0, "{\"tcp\":1}");
+    assert_int_equal(seg_close_all(raw), 0);
+    seg_writer_free(raw);
+
+    unsigned long n = 0;
+    assert_int_equal(offsets_retire(root, "p", "n1", 1, &n, &e), 0);
+    assert_int_equal(n, 1); /* thread 0 only */
+    struct offsets_rollback_stats st = {0};
+    assert_int_equal(offsets_rollback(root, "p", "n1", &st, &e), 0);
+    assert_int_equal(st.checkpoints, 1); /* thread 1's, which has no files */
+    assert_int_equal(st.files_removed, 0);
+    char got[128];
+    lines("raw", got, sizeof got);
+    assert_string_equal(got, "{\"tcp\":1}|");
+
+    struct offsets max;
+    offsets_init(&max, 0);
+    assert_int_equal(offsets_load_max(root, "p", &max, &e), 0);
+    assert_int_equal(offsets_get(&max, "t", 0), 42);
+    assert_int_equal(offsets_get(&max, "t", 1), 7);
+    offsets_release(&max);
+
+    struct buf b = BUF_INIT(4096);
+    char path[256];
+    snprintf(path, sizeof path, "%s/p/_offsets/n1-0", root);
+    assert_int_equal(fsio_read_file(path, &b), 0);
+    assert_non_null(strstr(b.data, "\nretired\n"));
+    assert_null(strstr(b.data, "\nseq "));
+    buf_release(&b);
+
+    /* Retiring all, and again: nothing left to retire. */
+    n = 0;
+    assert_int_equal(offsets_retire(root, "p", "n1", -1, &n, &e), 0);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(offsets_retire(root, "p", "n1", -1, &n, &e), 0);
+    assert_int_equal(n, 0);
+
+    char why[160];
+    const char *bad = "weir offsets 1\nretired\nseq raw 1\nend\n";
+    offsets_init(&ck, 0);
+    assert_int_equal(offsets_parse(bad, strlen(bad), &ck, why, sizeof why), WEIR_ECORRUPT);
+    offsets_release(&ck);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_load_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marks_and_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_without_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
