@@ -9,7 +9,7 @@
 // validator Ajv compiled from the schema (ajv/dist/2020, its default
 // options: no type coercion, so strict as the seed's validate_json).
 //
-// Reading is done to be fast, so the peer is measured at its best: big
+// Reading is done to be fast, so the peer is measured at its best: 1 MB
 // chunks, one UTF-8 decode per chunk, and lines cut out of the decoded
 // string. JSON.parse never sees the bytes, and Node's decoder replaces bad
 // UTF-8 with U+FFFD instead of failing, which would make such lines valid;
@@ -21,7 +21,7 @@ const fs = require('fs');
 const { isUtf8 } = require('buffer');
 const Ajv2020 = require('ajv/dist/2020');
 
-const CHUNK = 16 << 20;
+const CHUNK = 1 << 20; // bigger chunks cost RSS and gain no CPU
 
 function main(argv) {
     if (argv.length !== 2) {
