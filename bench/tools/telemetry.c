@@ -71,8 +71,9 @@ int tel_gen_init(struct tel_gen *g, const struct tel_config *cfg, char *err,
         why = "hours must be in [1, 8784]";
     else if (cfg->t0 < 0 || cfg->t0 % 3600 != 0 || cfg->t0 > INT64_C(1) << 40)
         why = "t0 must be a whole hour after 1970";
-    else if (cfg->records > UINT64_C(1) << 40)
-        why = "too many records";
+    else if (cfg->records > UINT64_C(1) << 40 ||
+             cfg->records > (UINT64_MAX >> 1) / ((uint64_t)cfg->hours * 3600))
+        why = "too many records"; /* i * span in tel_gen_record must fit */
     if (why) {
         if (err && errlen)
             snprintf(err, errlen, "%s", why);
@@ -298,8 +299,8 @@ void tel_gen_record(const struct tel_gen *g, uint64_t i, struct tel_record *r)
     if ((rng_next(&rng) >> 11) < g->invalid_below)
         kind = (enum tel_kind)(1 + rng_below(&rng, TEL_INVALID_KINDS));
 
-    /* i * span fits: records <= 2^40 and span < 2^25. Past the end (i >=
-     * records) the time line goes on, but the hour is clamped. */
+    /* i * span fits (tel_gen_init bounds records * span) for i < records.
+     * Past the end the time line goes on, but the hour is clamped. */
     f.timestamp = c->t0 + (int64_t)(i * span / n);
     f.sensor_id = 10001 + rng_below(&rng, TEL_SENSORS);
     f.fahrenheit = (int)(rng_next(&rng) & 1);
