@@ -100,7 +100,8 @@ fuzz: $(FUZZ_BINS)
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc \
-	    -fsanitize=fuzzer,address,undefined -DWEIR_FUZZING=1 \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -DWEIR_FUZZING=1 \
 	    -o $@ $< $(FUZZ_LIB_SRCS) $(shell pkg-config --cflags --libs $(PKGS)) -lpthread -lm
 
 bench: all

@@ -88,7 +88,11 @@ enum json_error {
     JSON_ERR_TRAILING,     /* bytes after the value */
     JSON_ERR_TOO_LARGE,    /* input or token count over the limits */
     JSON_ERR_NOMEM,        /* could not grow the tape */
+    JSON_ERR_BOM,          /* starts with a UTF-8 byte-order mark */
 };
+
+/* Largest input json_scan accepts: offsets on the tape are 32-bit. */
+#define JSON_MAX_INPUT ((size_t)UINT32_MAX - 1)
 
 /* A reusable scanner state and tape. */
 struct json_doc {
@@ -104,6 +108,26 @@ struct json_doc {
     size_t err_off;          /* byte offset where the problem was found */
     const char *expected;    /* what would have been valid there, or NULL */
 };
+
+/*
+ * Walking the tape. For a container token at index c:
+ *
+ *   first element or first key:  c + 1
+ *   the value after key k:       k + 1
+ *   the item after item v:       d->toks[v].next
+ *   end of the container:        d->toks[c].next
+ *
+ * so the members of an object are visited with
+ *
+ *   uint32_t k = obj + 1;
+ *   for (uint32_t m = 0; m < d->toks[obj].count; m++) {
+ *       uint32_t v = k + 1;      // k: the key (a JSON_STRING), v: its value
+ *       ...
+ *       k = d->toks[v].next;
+ *   }
+ *
+ * and the elements of an array with v = arr + 1, v = d->toks[v].next.
+ */
 
 /* Prepare an empty doc with the given depth limit (0: the default). */
 void json_doc_init(struct json_doc *d, uint32_t max_depth);
@@ -123,8 +147,9 @@ enum json_error json_scan(struct json_doc *d, const char *src, size_t len);
 /* A sentence for err, e.g. "invalid UTF-8". */
 const char *json_strerror(enum json_error err);
 
-/* Write "at byte N: expected X, found 'c'" style text for the last error of
- * d into out (always NUL-terminated). Returns out. */
+/* Write "invalid JSON at byte N: expected X, found 'c'" for the last error
+ * of d into out (always NUL-terminated; truncated to cap). Byte offsets count
+ * from 0, as err_off. Returns out. */
 char *json_describe_error(const struct json_doc *d, char *out, size_t cap);
 
 /*
@@ -136,6 +161,36 @@ char *json_describe_error(const struct json_doc *d, char *out, size_t cap);
 double json_num_double(const struct json_doc *d, const struct json_tok *t);
 int json_num_int64(const struct json_doc *d, const struct json_tok *t,
                    int64_t *out);
+
+/*
+ * 1 if the number's value has no fractional part, however it is written
+ * (1, 1.0, 1e2, 1e400, -0: yes; 1.5, 1e-1: no). This is JSON Schema's
+ * "integer" type, which is about the value, not about int64 range; use
+ * json_num_int64 where the value must also fit.
+ */
+int json_num_is_integer(const struct json_doc *d, const struct json_tok *t);
+
+/*
+ * Exact comparison of two numbers by decimal value (no rounding through
+ * double: 0.1 < 0.10000000000000000001, 1 == 1.0 == 10e-1, -0 == 0).
+ * Returns <0, 0 or >0. The tokens may come from different docs (an instance
+ * against a schema's "maximum"). json_num_cmp_text takes the raw texts,
+ * which must be valid JSON numbers (as any JSON_NUMBER token is), so a
+ * compiled schema can keep a keyword's text instead of its document.
+ * Exponents beyond +/-10^15 saturate (such numbers compare as equal to
+ * each other when their digits agree), which no real bound reaches.
+ */
+int json_num_cmp(const struct json_doc *da, const struct json_tok *ta,
+                 const struct json_doc *db, const struct json_tok *tb);
+int json_num_cmp_text(const char *a, size_t an, const char *b, size_t bn);
+
+/*
+ * Exact multipleOf: 1 if the number a is an integer multiple of b (both
+ * valid JSON number texts, b != 0; signs are ignored), 0 if not, -1 if
+ * the question is too costly to answer exactly (more than 19 significant
+ * digits on either side) or b is 0; the caller then falls back to doubles. 0.3 is a multiple of 0.1 here, unlike with fmod.
+ */
+int json_num_multiple_text(const char *a, size_t an, const char *b, size_t bn);
 
 /*
  * Strings. The raw bytes between the quotes are src + t->off + 1, length
@@ -150,6 +205,44 @@ size_t json_str_decode(const struct json_doc *d, const struct json_tok *t,
                        char *out, size_t cap);
 int json_str_eq(const struct json_doc *d, const struct json_tok *t,
                 const char *s, size_t n);
+
+/* 1 if two string tokens (possibly of different docs) decode to the same
+ * value ("\u0041" equals "A"), else 0. */
+int json_str_eq_tok(const struct json_doc *da, const struct json_tok *ta,
+                    const struct json_doc *db, const struct json_tok *tb);
+
+/*
+ * The value at a dotted path ("a.b.c") under the object token tok: the
+ * index of its token, or -1 if a step is missing or not an object. Each
+ * step takes the first member whose decoded key equals the segment (keys
+ * containing '.' cannot be reached this way). Used to find a record's
+ * event-time field.
+ */
+int json_lookup(const struct json_doc *d, uint32_t tok, const char *dotted,
+                size_t n);
+
+/*
+ * JSON Schema equality of two values (for const, enum, uniqueItems):
+ * numbers by exact value (1 == 1.0), strings decoded, arrays element-wise,
+ * objects as unordered sets of members. The tokens may come from different
+ * docs. Recursion is bounded by the docs' nesting, which json_scan bounded
+ * by max_depth.
+ */
+int json_value_eq(const struct json_doc *da, uint32_t a,
+                  const struct json_doc *db, uint32_t b);
+
+/*
+ * Duplicate keys. json_object_find_duplicate returns the index of the
+ * first key token in object obj whose decoded key equals an earlier
+ * member's, or -1 if all keys differ (or obj is not an object); nested
+ * objects are not looked at. json_doc_find_duplicate does the same for
+ * every object of the doc, in document order. weir rejects records with
+ * duplicate keys (docs/json.md says why). Objects of up to 16 members are
+ * compared pairwise; larger ones hash their keys into a temporary table
+ * (the only allocation here; if it fails, pairwise again).
+ */
+int json_object_find_duplicate(const struct json_doc *d, uint32_t obj);
+int json_doc_find_duplicate(const struct json_doc *d);
 
 /* Raw bytes of any token. */
 static inline const char *json_tok_ptr(const struct json_doc *d,
