@@ -55,6 +55,7 @@ done
 
 for s in tests/integration/*.sh; do
     [ -f "$s" ] || continue
+    [[ "$(basename "$s")" == lib* ]] && continue
     name=$(basename "$s" .sh)
     [[ -n "${TESTS:-}" && "$name" != *"$TESTS"* ]] && continue
     log="$logdir/$name.log"

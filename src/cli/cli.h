@@ -42,8 +42,17 @@ const struct cli_cmd *cli_find(const char *name);
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+struct weir_config;
+/* Load -c FILE (NULL: the embedded default) into cfg for subcommand cmd;
+ * prints the error and returns EXIT_USAGE on failure, 0 on success. */
+int cli_load_config(const char *cmd, const char *path, struct weir_config *cfg);
+
 /* Subcommands. */
 int cmd_version(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 #endif

@@ -12,6 +12,43 @@
 #include <string.h>
 
 const struct cli_cmd cli_commands[] = {
+    {"check", cmd_check, "check a config file and print the effective config",
+     "usage: weir check [-c FILE] [--no-files] [-q]\n"
+     "\n"
+     "Load the config (without -c: the embedded default), check every key and\n"
+     "the files it names, and print the effective config on stdout: every key,\n"
+     "defaults filled in, paths absolute, passwords in DSNs masked.\n"
+     "\n"
+     "  -c, --config FILE     the config file (see docs/config.md)\n"
+     "      --no-files        do not check that schema, SQL and other files exist\n"
+     "  -q, --quiet           print nothing on success but the summary line\n"
+     "\n"
+     "Exit: 0 valid, 2 the config has an error (printed as FILE:LINE: KEY: what).\n"},
+    {"serve", cmd_serve, "run the pipelines of a config (none: the embedded default)",
+     "usage: weir serve [-c FILE]\n"
+     "\n"
+     "Listen, validate every record, file it by event hour in raw segments\n"
+     "(or in quarantine with the reason), until SIGTERM or SIGINT.\n"
+     "\n"
+     "  -c, --config FILE   the config (docs/config.md); without it the embedded\n"
+     "                      default: NDJSON on 127.0.0.1:7601, any JSON object,\n"
+     "                      data in ./weir-data, metrics on 127.0.0.1:7690\n"
+     "\n"
+     "On SIGTERM/SIGINT: stop accepting, read what connected senders already\n"
+     "sent (drain_timeout, 5 s), flush, fsync, seal, log the counters, exit 0.\n"
+     "Environment: WEIR_LOG=debug|info|warn|error, WEIR_LOG_FORMAT=text|json.\n"
+     "Exit: 0 clean stop, 2 configuration error, 3 runtime failure.\n"},
+    {"status", cmd_status, "counters of a running server, and what is on disk",
+     "usage: weir status [-c FILE] [--json]\n"
+     "\n"
+     "Per pipeline: records, valid, quarantined by reason, late, connections,\n"
+     "backpressure (from the running server's /status endpoint), and on disk:\n"
+     "partitions, raw segments (sealed / being written), quarantine.\n"
+     "\n"
+     "  -c, --config FILE   the config the server runs with\n"
+     "      --json          print the server's /status JSON as is\n"
+     "Exit: 0, 2 configuration error, 3 when the server is not reachable\n"
+     "(the on-disk part is printed all the same).\n"},
     {"validate", cmd_validate, "validate NDJSON records against a JSON Schema",
      "usage: weir validate -s SCHEMA [--lax] [--errors] [--format-assert]\n"
      "                     [--max-record BYTES] [--max-depth N] [FILE...]\n"
@@ -26,11 +63,33 @@ const struct cli_cmd cli_commands[] = {
      "      --format-assert   treat \"format\" as an assertion (default: annotation)\n"
      "      --max-record N    longest record in bytes (default 1 MiB)\n"
      "      --max-depth N     deepest nesting (default 256)\n"
+     "      --valid-out FILE  write the valid records to FILE, as they would be\n"
+     "                        stored (with --lax: the coerced values)\n"
      "  -q, --quiet           no summary line\n"
      "\n"
      "Line numbers count from 1, empty lines included; empty lines are skipped.\n"
      "Prints \"N valid, M invalid\" on stderr.\n"
      "Exit: 0 all valid, 1 some invalid, 2 usage or schema error, 3 I/O error.\n"},
+    {"send", cmd_send, "stream NDJSON records from files or stdin to a TCP listener",
+     "usage: weir send [--conns N] [--rate R] [--timeout T] [-v] HOST:PORT [FILE...]\n"
+     "\n"
+     "Stream newline-delimited records from FILEs (or stdin, or '-') to the\n"
+     "listener at HOST:PORT (127.0.0.1:7601, [::1]:7601, name:7601).\n"
+     "\n"
+     "  -n, --conns N     deal whole lines round robin over N connections; each\n"
+     "                    connection's lines keep their file order (default 1)\n"
+     "  -r, --rate R      about R lines per second (default: as fast as possible)\n"
+     "  -t, --timeout T   for connecting, and for the server to close after the\n"
+     "                    last byte: 30, 30s, 2m (default 30s)\n"
+     "  -v, --verbose     print lines, bytes and rate on stderr at the end\n"
+     "\n"
+     "A file not ending in a newline gets one, so its last record is not glued to\n"
+     "the next file's first. One connection without --rate sends regular files\n"
+     "with sendfile(2). At the end each connection is half-closed and weir send\n"
+     "waits for the server to close its side, which it does once it has read\n"
+     "everything.\n"
+     "Exit: 0 all sent and the server closed cleanly, 2 usage error,\n"
+     "3 unreadable FILE or connection error (refused, reset, timed out).\n"},
     {"version", cmd_version, "print weir's version and the linked DuckDB version",
      "usage: weir version\n"},
     {NULL, NULL, NULL, NULL},

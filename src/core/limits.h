@@ -19,6 +19,13 @@
  * small and turns "[[[[..." attacks into a verdict. Config: limits.max_depth. */
 #define WEIR_DEFAULT_MAX_DEPTH 256
 
+/* Schema evaluation steps nested inside each other for one record: the
+ * instance depth times the $ref/allOf/anyOf hops per level. A schema whose
+ * $refs loop without consuming the instance (`{"$ref": "#"}` under allOf)
+ * hits it and the record gets a verdict instead of a stack overflow.
+ * Config: none. */
+#define WEIR_MAX_SCHEMA_EVAL_DEPTH 2048
+
 /* Largest schema document, in bytes. Config: none (schemas are trusted
  * files, the bound only guards against pointing at the wrong file). */
 #define WEIR_MAX_SCHEMA_BYTES (64u << 20)
@@ -27,8 +34,16 @@
  * buffer (below) at most. Config: limits.max_connections. */
 #define WEIR_DEFAULT_MAX_CONNECTIONS 4096
 
-/* Bytes read from a socket per read call; also the starting size of a
- * connection's line buffer, which grows up to max_record. */
+/* Pending connections the kernel queues per listening socket before
+ * accept (capped by net.core.somaxconn). A thousand senders reconnecting
+ * at once after a network blip must not be refused while the loop catches
+ * up. Config: none. */
+#define WEIR_LISTEN_BACKLOG 4096
+
+/* Bytes read from a socket per read call, into one buffer per worker loop
+ * (not per connection: 1,000 idle connections cost no read buffers). A
+ * connection's own buffer holds only a record spanning reads, and grows
+ * up to max_record + 1. */
 #define WEIR_READ_CHUNK (64u << 10)
 
 /* Group commit: fsync at least this often (ms) or after this many bytes. */
@@ -52,5 +67,25 @@
 
 /* Seconds after an hour's end before it is closed (late records welcome). */
 #define WEIR_DEFAULT_GRACE_S 300
+
+/* Largest config file, in bytes. Config files are trusted; the bound only
+ * guards against pointing -c at the wrong file. Config: none. */
+#define WEIR_MAX_CONFIG_BYTES (1u << 20)
+
+/* Deepest YAML nesting in a config (the real one nests 6 levels). Bounds
+ * the loader's work on a mistaken or hostile file. Config: none. */
+#define WEIR_MAX_CONFIG_DEPTH 32
+
+/* Most pipelines, models or dimensions in one config. Each pipeline costs
+ * a listener or a consumer; checks across them are quadratic. Config: none. */
+#define WEIR_MAX_CONFIG_ENTRIES 1024
+
+/* Kafka micro-batches end at whichever bound comes first. 10,000 records or
+ * 4 MiB amortise the fsync and the offset commit; 500 ms bounds latency on
+ * a quiet topic. A batch is held in memory, so bytes stays well under
+ * max_pending. Config: pipelines[].source.kafka.batch.*. */
+#define WEIR_DEFAULT_KAFKA_BATCH_RECORDS 10000
+#define WEIR_DEFAULT_KAFKA_BATCH_BYTES (4u << 20)
+#define WEIR_DEFAULT_KAFKA_BATCH_WAIT_MS 500
 
 #endif

@@ -1,0 +1,112 @@
+/*
+ * metrics.c - render a server snapshot; see metrics.h.
+ */
+#include "obs/metrics.h"
+#include "core/wtime.h"
+
+#include <stddef.h>
+#include <string.h>
+
+struct counter {
+    const char *name;
+    const char *help;
+    size_t off;                  /* offset in struct pipeline_snapshot */
+    int is_gauge;
+};
+
+#define PS(f) offsetof(struct pipeline_snapshot, f)
+static const struct counter counters[] = {
+    {"weir_records_total", "Records received (valid and invalid).", PS(land.records), 0},
+    {"weir_received_bytes_total", "Bytes of records received.", PS(land.bytes), 0},
+    {"weir_valid_records_total", "Records validated and filed in raw segments.", PS(land.valid), 0},
+    {"weir_valid_bytes_total", "Bytes filed in raw segments.", PS(land.valid_bytes), 0},
+    {"weir_coerced_records_total", "Valid records after lax coercion.", PS(land.coerced), 0},
+    {"weir_late_records_total", "Valid records for a partition already closed.", PS(land.late), 0},
+    {"weir_quarantined_records_total", "Records sent to quarantine (all reasons).", PS(land.rejected_total), 0},
+    {"weir_write_errors_total", "Disk write failures (retried, nothing dropped).", PS(land.write_errors), 0},
+    {"weir_overflow_records_total", "Records that found the write queue full (should stay 0).", PS(land.overflow), 0},
+    {"weir_pending_bytes", "Bytes taken but not yet durable.", PS(land.pending), 1},
+    {"weir_connections", "Open connections.", PS(conns_active), 1},
+    {"weir_connections_accepted_total", "Connections accepted.", PS(conns_accepted), 0},
+    {"weir_connections_refused_total", "Connections refused (limits, allow-list).", PS(conns_refused), 0},
+    {"weir_read_bytes_total", "Bytes read from sources.", PS(bytes_read), 0},
+};
+#undef PS
+
+static uint64_t field(const struct pipeline_snapshot *p, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)p + off, sizeof v);
+    return v;
+}
+
+int metrics_prometheus(const struct server_snapshot *s, struct buf *out)
+{
+    int rc = 0;
+    for (size_t c = 0; c < sizeof counters / sizeof counters[0] && rc == 0; c++) {
+        const struct counter *k = &counters[c];
+        rc = buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", k->name, k->help,
+                         k->name, k->is_gauge ? "gauge" : "counter");
+        for (size_t i = 0; i < s->npipelines && rc == 0; i++)
+            rc = buf_appendf(out, "%s{pipeline=\"%s\"} %llu\n", k->name,
+                             s->pipelines[i].name,
+                             (unsigned long long)field(&s->pipelines[i], k->off));
+    }
+    if (rc == 0)
+        rc = buf_appendf(out, "# HELP weir_quarantined_by_reason_total Records "
+                              "quarantined, by reason.\n"
+                              "# TYPE weir_quarantined_by_reason_total counter\n");
+    for (size_t i = 0; i < s->npipelines && rc == 0; i++)
+        for (int r = 0; r < QUAR__COUNT && rc == 0; r++)
+            rc = buf_appendf(out, "weir_quarantined_by_reason_total{pipeline=\"%s\","
+                                  "reason=\"%s\"} %llu\n",
+                             s->pipelines[i].name, quar_reason_name((enum quar_reason)r),
+                             (unsigned long long)s->pipelines[i].land.rejected[r]);
+    if (rc == 0)
+        rc = buf_appendf(out, "# HELP weir_backpressure_seconds_total Time sources "
+                              "spent not reading because writing fell behind.\n"
+                              "# TYPE weir_backpressure_seconds_total counter\n");
+    for (size_t i = 0; i < s->npipelines && rc == 0; i++)
+        rc = buf_appendf(out, "weir_backpressure_seconds_total{pipeline=\"%s\"} %.3f\n",
+                         s->pipelines[i].name,
+                         (double)s->pipelines[i].backpressure_ns / 1e9);
+    if (rc == 0)
+        rc = buf_appendf(out, "# HELP weir_uptime_seconds Seconds since start.\n"
+                              "# TYPE weir_uptime_seconds gauge\nweir_uptime_seconds %.3f\n",
+                         (double)(s->now_ns - s->started_ns) / 1e9);
+    return rc;
+}
+
+int metrics_status_json(const struct server_snapshot *s, struct buf *out)
+{
+    char started[40], now[40];
+    wtime_format_rfc3339(s->started_ns, 3, started, sizeof started);
+    wtime_format_rfc3339(s->now_ns, 3, now, sizeof now);
+    int rc = buf_appendf(out, "{\"node\":\"%s\",\"version\":\"%s\",\"started_at\":\"%s\","
+                              "\"now\":\"%s\",\"draining\":%s,\"pipelines\":[",
+                         s->node, s->version, started, now, s->draining ? "true" : "false");
+    for (size_t i = 0; i < s->npipelines && rc == 0; i++) {
+        const struct pipeline_snapshot *p = &s->pipelines[i];
+        rc = buf_appendf(out, "%s{\"name\":\"%s\",\"source\":", i ? "," : "", p->name);
+        if (rc == 0)
+            rc = buf_put_json_string(out, p->source, strlen(p->source));
+        if (rc == 0)
+            rc = buf_putc(out, ',');
+        for (size_t c = 0; c < sizeof counters / sizeof counters[0] && rc == 0; c++)
+            rc = buf_appendf(out, "\"%s\":%llu,", counters[c].name + 5,
+                             (unsigned long long)field(p, counters[c].off));
+        if (rc == 0)
+            rc = buf_appendf(out, "\"backpressure_seconds\":%.3f,\"open_partitions\":%u,"
+                                  "\"quarantined_by_reason\":{",
+                             (double)p->backpressure_ns / 1e9, p->land.open_partitions);
+        for (int r = 0; r < QUAR__COUNT && rc == 0; r++)
+            rc = buf_appendf(out, "%s\"%s\":%llu", r ? "," : "",
+                             quar_reason_name((enum quar_reason)r),
+                             (unsigned long long)p->land.rejected[r]);
+        if (rc == 0)
+            rc = buf_puts(out, "}}");
+    }
+    if (rc == 0)
+        rc = buf_puts(out, "]}\n");
+    return rc;
+}

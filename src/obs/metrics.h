@@ -1,0 +1,44 @@
+/*
+ * metrics.h - counters of a running server, as Prometheus text and JSON.
+ *
+ * The server takes a snapshot (plain numbers, summed over its workers) and
+ * these functions render it: Prometheus exposition format for /metrics,
+ * one JSON object for /status (what `weir status` prints). Metric names
+ * and their meaning are listed in docs/operations.md.
+ */
+#ifndef WEIR_OBS_METRICS_H
+#define WEIR_OBS_METRICS_H
+
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "store/land.h"
+
+struct pipeline_snapshot {
+    const char *name;
+    const char *source;          /* "tcp 127.0.0.1:7601", "kafka ..." */
+    struct land_counts land;     /* records, verdicts, writes */
+    uint64_t conns_active;
+    uint64_t conns_accepted;
+    uint64_t conns_refused;      /* over max_connections or not allowed */
+    uint64_t bytes_read;
+    uint64_t backpressure_ns;    /* time spent not reading, summed over workers */
+};
+
+struct server_snapshot {
+    const char *node;
+    const char *version;
+    int64_t started_ns;          /* wall clock */
+    int64_t now_ns;
+    int draining;                /* shutdown in progress */
+    size_t npipelines;
+    struct pipeline_snapshot *pipelines;
+};
+
+/* Append the Prometheus text for s to out. */
+int metrics_prometheus(const struct server_snapshot *s, struct buf *out);
+
+/* Append the /status JSON for s to out. */
+int metrics_status_json(const struct server_snapshot *s, struct buf *out);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * land.h - where a record lands: validate it, find its event time, and
+ * file it in a raw segment of its hour, or in quarantine with the reason.
+ *
+ * One lander per (pipeline, worker thread). Every source (TCP connections,
+ * Kafka batches, file replay) hands records to land_record(); what happens
+ * next is the same whatever the source, so a record validates and lands
+ * the same way from `weir send` as from a Kafka topic.
+ *
+ *   record -> too large?              -> quarantine (too_large, truncated)
+ *          -> validator (schema)      -> quarantine (invalid / truncated at EOF)
+ *          -> time_field / time_unit  -> quarantine (time_missing,
+ *                                        time_unparsable, time_out_of_range)
+ *          -> raw segment of the event's hour (or day)
+ *
+ * Nothing is dropped: land_record always takes the record. The writers
+ * underneath hold at most max_pending bytes; land_pressure() tells the
+ * source to stop reading (TCP flow control then slows the senders) well
+ * before that bound, leaving room for the records a source has already
+ * read when it pauses (one read chunk and one record per connection).
+ * docs/ingest.md has the whole path and the counters.
+ *
+ * Threading: a lander belongs to one thread. land_stats() may be read from
+ * any thread (the counters are relaxed atomics).
+ */
+#ifndef WEIR_STORE_LAND_H
+#define WEIR_STORE_LAND_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/error.h"
+#include "schema/schema.h"
+#include "store/quarantine.h"
+
+/* Flags of land_record (the framer's FRAME_* values, net/framing.h). */
+#define LAND_TRUNCATED 0x1u /* rec is the first max_record bytes of a longer one */
+#define LAND_AT_EOF 0x2u    /* the stream ended after rec without a newline */
+
+/* Counters of one lander; land_stats_add sums several. */
+struct land_stats {
+    _Atomic uint64_t records;       /* handed to land_record */
+    _Atomic uint64_t bytes;         /* their bytes */
+    _Atomic uint64_t valid;         /* filed in raw */
+    _Atomic uint64_t valid_bytes;
+    _Atomic uint64_t coerced;       /* valid after lax coercion */
+    _Atomic uint64_t late;          /* valid, for a partition already closed */
+    _Atomic uint64_t rejected[QUAR__COUNT]; /* quarantined, by reason */
+    _Atomic uint64_t write_errors;  /* disk failures seen (retried) */
+    _Atomic uint64_t overflow;      /* records parked because a writer was full */
+};
+
+/* A plain copy of the counters. */
+struct land_counts {
+    uint64_t records, bytes, valid, valid_bytes, coerced, late;
+    uint64_t rejected[QUAR__COUNT];
+    uint64_t rejected_total;
+    uint64_t write_errors, overflow;
+    uint64_t pending;               /* bytes not durable yet, now */
+    unsigned open_partitions;
+};
+
+struct lander;
+
+/*
+ * A lander for pipeline p of cfg on worker thread `thread`, validating
+ * with schema (shared, read-only, outlives the lander). Creates the raw
+ * and quarantine writers; run recovery for this node first.
+ */
+int land_new(const struct weir_config *cfg, const struct config_pipeline *p,
+             const struct schema *schema, unsigned thread, struct lander **out,
+             struct weir_errmsg *e);
+
+/* Free without flushing (call land_close first). NULL-safe. */
+void land_free(struct lander *l);
+
+/*
+ * Land one record (no newline) that arrived at now_ns (wall clock) from
+ * peer (may be NULL). flags: LAND_*. Always takes the record; returns 0,
+ * or the writers' sticky disk error (WEIR_ENOSPC, WEIR_EIO) as a signal to
+ * pause: the record is kept in memory and written when the disk recovers.
+ */
+int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
+                const char *peer, int64_t now_ns);
+
+/*
+ * 1 when the source should stop reading: the writers hold more than the
+ * high-water mark, a disk error is pending, or records are parked. The
+ * source resumes when land_pressure() returns 0 again (after land_tick).
+ */
+int land_pressure(const struct lander *l);
+
+/*
+ * The timer, every few ms: group commit, retries after disk errors,
+ * writing parked records, sealing partitions whose end + grace has passed
+ * (wall clock now_ns). Returns 0 when healthy.
+ */
+int land_tick(struct lander *l, int64_t now_ns, int64_t mono_ns);
+
+/* Shutdown: write everything, fsync, seal every segment. 0 or the error
+ * (then call again later: nothing was dropped). */
+int land_close(struct lander *l);
+
+/* Copy the counters (any thread). */
+void land_counts(const struct lander *l, struct land_counts *out);
+
+/* out += in, for summing the landers of one pipeline. */
+void land_counts_add(struct land_counts *out, const struct land_counts *in);
+
+/*
+ * The event time of a record: the value at p->time_field in doc (the
+ * validated record), in p->time_unit. 0 and *ns, or the quarantine reason
+ * (QUAR_TIME_MISSING / QUAR_TIME_UNPARSABLE) with a message in why.
+ * Exposed for tests and for other sources.
+ */
+struct json_doc;
+int land_event_time(const struct config_pipeline *p, const struct json_doc *doc,
+                    int64_t *ns, char *why, size_t why_cap);
+
+#endif
