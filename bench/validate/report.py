@@ -104,7 +104,10 @@ def render(rows, args):
                "equal the generator's manifest, or the row says FAIL.")
     out.append("")
     out.append("One core each (pinned with taskset), median of the runs by "
-               "wall time; CPU s is user + sys; peak RSS is the process's "
+               "wall time; CPU s is user + sys, and records/CPU s (records "
+               "over the CPU s of the same run) is the figure least bent by "
+               "other load on the machine; \"vs ajv\" compares records/s; "
+               "peak RSS is the process's "
                "ru_maxrss (/usr/bin/time). **The Python peers run on %s "
                "records** (the same generator options), as in "
                "shared/research/peers-measured-here.md: their records/s "
@@ -112,24 +115,25 @@ def render(rows, args):
                    next((r["records"] for r in rows if r["peer"].startswith("pydantic")
                          and "skipped" not in r), 200000)))
     out.append("")
-    out.append("| peer | records | wall s | records/s | MB/s | CPU s | peak RSS MB | vs ajv | verdict |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    out.append("| peer | records | wall s | records/s | MB/s | CPU s | records/CPU s | peak RSS MB | vs ajv | verdict |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         if "skipped" in r:
-            out.append("| %s | – | – | – | – | – | – | – | %s |" % (r["peer"], r["skipped"]))
+            out.append("| %s | – | – | – | – | – | – | – | – | %s |" % (r["peer"], r["skipped"]))
             continue
         verdict = "FAIL (%s)" % r["problem"] if r["problem"] else "OK"
         if r["counted"] == 0:
             # It did not do the work: its times mean nothing.
-            out.append("| %s | %s | – | – | – | – | – | – | %s |" % (
+            out.append("| %s | %s | – | – | – | – | – | – | – | %s |" % (
                 r["peer"], fmt_int(r["records"]), verdict))
             continue
         ratio = "–"
         if ajv and r["rate"] > 0:
             ratio = "%.2f×" % (r["rate"] / ajv["rate"])
-        out.append("| %s | %s | %.2f | %s | %.1f | %.2f | %.0f | %s | %s |" % (
+        per_cpu = fmt_int(r["records"] / r["cpu"]) if r["cpu"] > 0 else "–"
+        out.append("| %s | %s | %.2f | %s | %.1f | %.2f | %s | %.0f | %s | %s |" % (
             r["peer"], fmt_int(r["records"]), r["wall"], fmt_int(r["rate"]),
-            r["mbs"], r["cpu"], r["rss"], ratio, verdict))
+            r["mbs"], r["cpu"], per_cpu, r["rss"], ratio, verdict))
     out.append("")
     spread = ["%s %s–%s" % (r["peer"], fmt_int(r["spread"][0]), fmt_int(r["spread"][1]))
               for r in rows if "skipped" not in r and r["counted"]]
