@@ -44,7 +44,8 @@ note):
   python-seed         bench/ingest/python_seed.py on asyncio
   python-seed-uvloop  the same on uvloop
   sink                bench/out/sink, a discard server: the ceiling
-and the extra runs: weir-always (fsync: always, on --always-records, rep 1
+weir-never (fsync: never; not in the default list, for comparison) and
+the extra runs: weir-always (fsync: always, on --always-records, rep 1
 only, since it fsyncs once per record) and weir-1000 (weir with
 --mem-conns connections, every rep: the memory target).
 """
@@ -318,6 +319,8 @@ def one_run(a, peer, conns, records, rep, source):
             proc, port, outs = start_weir(a, rundir, datadir, "group")
         elif peer == "weir-always":
             proc, port, outs = start_weir(a, rundir, datadir, "always")
+        elif peer == "weir-never":
+            proc, port, outs = start_weir(a, rundir, datadir, "never")
         elif peer == "syslog-ng":
             proc, port, outs = start_syslog_ng(a, rundir, datadir)
         elif peer.startswith("python-seed"):

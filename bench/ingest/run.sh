@@ -87,7 +87,7 @@ fi
 
 tmp=$(mktemp -d "${BENCH_TMP:-/tmp}/weir-ingest.XXXXXX") || { log "no temp dir"; exit 0; }
 trap 'rm -rf "$tmp"' EXIT
-fs=$(stat -f -c %T "$tmp" 2>/dev/null || echo '?')
+fs=$(findmnt -n -o FSTYPE --target "$tmp" 2>/dev/null || stat -f -c %T "$tmp" 2>/dev/null || echo "?")
 
 # --- runs -------------------------------------------------------------------
 runs=$out/runs.jsonl

@@ -6,7 +6,10 @@
 # oracle (check_gen.py, stdlib Python) on a mixed file, an all-invalid file
 # (each of the 15 kinds) and an all-valid file with string values; loadgen
 # delivers exactly gen's records (count, bytes, FNV-1a sum) over several
-# connections, paced and unpaced; loadgen refuses non-loopback hosts.
+# connections, paced and unpaced; loadgen refuses non-loopback hosts;
+# linesum sums like the manifest; verify.py passes exact hourly output
+# (also re-serialised, by value) and names lost, moved, duplicated, leaked
+# and unsealed records.
 # The ajv peer is checked too when bench/node_modules is installed.
 # Prints "N passed, N failed" last; exit 1 when something failed.
 set -u
@@ -96,6 +99,74 @@ ms=$((($(date +%s%N) - start) / 1000000))
 check "pacing holds 20000 records at 50000/s to >= 0.35 s ($ms ms)" test "$ms" -ge 350
 check "loadgen refuses a non-loopback host" bash -c "$loadgen --host 192.0.2.1 --port 9 2>/dev/null; test \$? = 2"
 check "loadgen reports a refused connection" bash -c "! $loadgen --port 1 --records 10 >/dev/null 2>&1"
+
+# linesum sums as the manifest does; verify.py checks hourly output.
+read -r n b c _ < <(out/linesum "$tmp/a.ndjson")
+check "linesum: lines, bytes, checksum as the manifest" test \
+    "$n $b \"$c\"" = "30000 $bytes $(sed -n 's/^  "checksum_all": \("[0-9a-f]*"\),/\1/p' "$tmp/a.json")"
+check "linesum: a last line without newline counts" test "$(printf 'abc' | out/linesum | cut -d' ' -f1-3)" = "1 3 e71fa2190541574b"
+if [ -n "$py" ]; then
+    # The valid records of a.ndjson, filed by hour as a peer would.
+    "$py" - "$tmp/a.ndjson" "$tmp/out" "$tmp/a.json" <<'EOF'
+import json, os, sys
+sys.path.insert(0, "tools")
+from check_gen import verdict
+src, top, man = sys.argv[1:4]
+t0 = json.load(open(man))["config"]["t0"]
+files = {}
+for raw in open(src, "rb"):
+    obj = verdict(raw.rstrip(b"\n"))
+    if obj is None:
+        continue
+    h = (obj["timestamp"] - t0) // 3600
+    d = os.path.join(top, "date=2025-09-02", "hour=%02d" % (9 + h))
+    os.makedirs(d, exist_ok=True)
+    if d not in files:
+        files[d] = open(os.path.join(d, "x.ndjson"), "wb")
+    files[d].write(raw)
+for f in files.values():
+    f.close()
+EOF
+    v() { "$py" tools/verify.py --linesum out/linesum "$@"; }
+    check "verify: exact output passes" v "$tmp/a.json" "$tmp/out"
+    mkdir -p "$tmp/out/_seq" && echo junk >"$tmp/out/_seq/x"
+    check "verify: bookkeeping folders are skipped" v "$tmp/a.json" "$tmp/out"
+    cp -r "$tmp/out" "$tmp/leak"
+    grep -h '"unit": "Kelvin"' "$tmp/a.ndjson" | head -n 2 >>"$tmp/leak/date=2025-09-02/hour=10/x.ndjson"
+    check "verify: leaked records are named, valid ones still exact" bash -c \
+        "'$py' tools/verify.py --linesum out/linesum '$tmp/a.json' '$tmp/leak' | grep -q '2 invalid records leaked (unit_kelvin 2); the valid records are exact'"
+    cp -r "$tmp/out" "$tmp/lost"
+    sed -i '5d' "$tmp/lost/date=2025-09-02/hour=09/x.ndjson"
+    check "verify: a lost record fails" bash -c "! '$py' tools/verify.py --linesum out/linesum '$tmp/a.json' '$tmp/lost' >/dev/null"
+    cp -r "$tmp/out" "$tmp/moved"
+    head -n 1 "$tmp/moved/date=2025-09-02/hour=09/x.ndjson" >>"$tmp/moved/date=2025-09-02/hour=10/x.ndjson"
+    sed -i '1d' "$tmp/moved/date=2025-09-02/hour=09/x.ndjson"
+    check "verify: a record in the wrong hour fails" bash -c "! '$py' tools/verify.py --linesum out/linesum '$tmp/a.json' '$tmp/moved' >/dev/null"
+    mv "$tmp/out/date=2025-09-02/hour=11/x.ndjson" "$tmp/out/date=2025-09-02/hour=11/x.ndjson.open"
+    check "verify: an unsealed segment fails" bash -c "! '$py' tools/verify.py --linesum out/linesum '$tmp/a.json' '$tmp/out' >/dev/null"
+    # By value: re-serialised records (as the Python seed writes them).
+    mkdir -p "$tmp/canon/date=2025-09-02/hour=09"
+    "$py" - "$tmp/out" "$tmp/canon/date=2025-09-02" <<'EOF'
+import json, os, sys
+src, dst = sys.argv[1:3]
+for h in ("hour=09", "hour=10", "hour=11"):
+    d = os.path.join(src, "date=2025-09-02", h)
+    os.makedirs(os.path.join(dst, h), exist_ok=True)
+    with open(os.path.join(dst, h, "p.ndjson"), "w") as out:
+        for name in os.listdir(d):
+            for line in open(os.path.join(d, name), "rb"):
+                obj = json.loads(line)
+                if type(obj["measurement"]["value"]) is int:
+                    obj["measurement"]["value"] = float(obj["measurement"]["value"])
+                out.write(json.dumps(obj) + "\n")
+EOF
+    check "verify --canonical: re-serialised output passes" v "$tmp/a.json" "$tmp/canon" --canonical "$tmp/a.ndjson"
+    sed -i '1p' "$tmp/canon/date=2025-09-02/hour=09/p.ndjson"
+    check "verify --canonical: a duplicate is counted" bash -c \
+        "'$py' tools/verify.py --linesum out/linesum --json '$tmp/a.json' '$tmp/canon' --canonical '$tmp/a.ndjson' | grep -q '\"dup\": 1,'"
+else
+    echo "skipped: verify.py checks (python3 not found)"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
