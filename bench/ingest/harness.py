@@ -4,7 +4,8 @@
     harness.py --runs FILE.jsonl --workdir DIR --tmp DIR --schema FILE
                --weir BIN --tools DIR [--peers LIST] [--conns LIST]
                [--records N] [--py-records N] [--reps R] [--mem-conns C]
-               [--always-records N] [--t0 T] [--keep-output]
+               [--always-records N] [--t0 T] [--weir-workers N|auto]
+               [--keep-output]
 
 Runs every peer on the same stream from bench/out/loadgen (records of
 telemetry.h: --records records, 5 % invalid, 3 hours, seed 1; the Python
@@ -47,7 +48,9 @@ note):
 weir-never (fsync: never; not in the default list, for comparison) and
 the extra runs: weir-always (fsync: always, on --always-records, rep 1
 only, since it fsyncs once per record) and weir-1000 (weir with
---mem-conns connections, every rep: the memory target).
+--mem-conns connections, every rep: the memory target); weir-1000-wN is
+the same with `workers: N` instead of --weir-workers (peak RSS grows with
+the number of workers, and `auto` is one per core).
 """
 import argparse
 import json
@@ -164,6 +167,7 @@ WEIR_YAML = """\
 data_dir: {data}
 metrics: 127.0.0.1:0
 drain_timeout: 5s
+workers: {workers}
 pipelines:
   - name: telemetry
     source:
@@ -212,11 +216,11 @@ log {{
 """
 
 
-def start_weir(a, rundir, datadir, fsync):
+def start_weir(a, rundir, datadir, fsync, workers=None):
     cfg = os.path.join(rundir, "weir.yaml")
     with open(cfg, "w") as f:
         f.write(WEIR_YAML.format(data=datadir, schema=os.path.abspath(a.schema),
-                                 fsync=fsync))
+                                 fsync=fsync, workers=workers or a.weir_workers))
     log = os.path.join(rundir, "weir.log")
     proc = subprocess.Popen([a.weir, "serve", "-c", cfg], stdin=subprocess.DEVNULL,
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
@@ -317,6 +321,9 @@ def one_run(a, peer, conns, records, rep, source):
     try:
         if peer in ("weir", "weir-1000"):
             proc, port, outs = start_weir(a, rundir, datadir, "group")
+        elif peer.startswith("weir-1000-w"):
+            proc, port, outs = start_weir(a, rundir, datadir, "group",
+                                          peer[len("weir-1000-w"):])
         elif peer == "weir-always":
             proc, port, outs = start_weir(a, rundir, datadir, "always")
         elif peer == "weir-never":
@@ -448,6 +455,7 @@ def main():
     ap.add_argument("--mem-conns", type=int, default=1000)
     ap.add_argument("--always-records", type=int, default=20000)
     ap.add_argument("--t0", type=int, default=0)
+    ap.add_argument("--weir-workers", default="auto")
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--idle-timeout", type=int, default=120)
     ap.add_argument("--keep-output", action="store_true")
@@ -474,14 +482,15 @@ def main():
     for rep in range(1, a.reps + 1):
         for conns in conns_list:
             for peer in peers:
-                if peer in ("weir-always", "weir-1000"):
+                if peer == "weir-always" or peer.startswith("weir-1000"):
                     continue
                 n = a.py_records if peer.startswith("python-seed") else a.records
                 plan.append((peer, conns, n, rep))
             if "weir-always" in peers and rep == 1 and a.always_records:
                 plan.append(("weir-always", conns, a.always_records, rep))
-        if "weir-1000" in peers and a.mem_conns:
-            plan.append(("weir-1000", a.mem_conns, a.records, rep))
+        for peer in peers:
+            if peer.startswith("weir-1000") and a.mem_conns:
+                plan.append((peer, a.mem_conns, a.records, rep))
 
     skipped = {}
     with open(a.runs, "a") as out:

@@ -4,7 +4,8 @@
 #
 #   bench/ingest/run.sh [--records N] [--py-records N] [--reps R]
 #                       [--conns LIST] [--peers LIST] [--mem-conns C]
-#                       [--always-records N] [--keep-output] [--no-results]
+#                       [--always-records N] [--t0 T] [--weir-workers N]
+#                       [--keep-output] [--no-results]
 #
 # Builds what it needs (bench tools, build/release/weir; WEIR_BIN= to use
 # another binary), then bench/ingest/harness.py runs every peer R times
@@ -18,9 +19,14 @@
 # with --mem-conns connections (default 1000; 0 skips) for the memory
 # target, and weir with fsync: always on --always-records (default 20,000,
 # once per count of connections: it fsyncs every record; 0 skips).
+# --t0 moves the stream's first hour (default 2025-09-02 09:00 UTC, whose
+# hours weir counts as late); --weir-workers sets weir's `workers` (default
+# auto: one per core), e.g. to see peak RSS grow with the worker count.
 #
-# Peers (--peers, default all): weir, weir-always, weir-1000, syslog-ng,
-# python-seed, python-seed-uvloop, sink. Missing ones (scripts/install-deps.sh
+# Peers (--peers, default all): weir, weir-always, weir-1000,
+# weir-1000-w8 (8 workers, as `auto` gives on 8 cores), syslog-ng,
+# python-seed, python-seed-uvloop, sink; weir-never and weir-1000-wN on
+# request. Missing ones (scripts/install-deps.sh
 # bench installs syslog-ng-core, python3-pydantic, python3-uvloop) are
 # skipped with a note. The data goes to a fresh folder under $BENCH_TMP
 # (default /tmp; its file system is recorded, since fsync on tmpfs is free)
@@ -37,8 +43,8 @@ cd "$root"
 
 cmdline="bench/ingest/run.sh${*:+ $*}"
 records=2000000 py_records=200000 reps=3 conns=1,50 mem_conns=1000
-always_records=20000 write=1 keep=()
-peers=weir,weir-always,syslog-ng,python-seed,python-seed-uvloop,sink,weir-1000
+always_records=20000 write=1 keep=() t0=0 workers=auto
+peers=weir,weir-always,syslog-ng,python-seed,python-seed-uvloop,sink,weir-1000,weir-1000-w8
 while [ $# -gt 0 ]; do
     case "$1" in
     --records) records=$2; shift 2 ;;
@@ -48,6 +54,8 @@ while [ $# -gt 0 ]; do
     --peers) peers=$2; shift 2 ;;
     --mem-conns) mem_conns=$2; shift 2 ;;
     --always-records) always_records=$2; shift 2 ;;
+    --t0) t0=$2; shift 2 ;;
+    --weir-workers) workers=$2; shift 2 ;;
     --keep-output) keep=(--keep-output); shift ;;
     --no-results) write=0; shift ;;
     -h|--help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -57,9 +65,11 @@ done
 for v in "$records" "$py_records" "$reps"; do
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "ingest/run.sh: bad number '$v'" >&2; exit 2; }
 done
-for v in "$mem_conns" "$always_records"; do
+for v in "$mem_conns" "$always_records" "$t0"; do
     [[ "$v" =~ ^[0-9]+$ ]] || { echo "ingest/run.sh: bad number '$v'" >&2; exit 2; }
 done
+[[ "$workers" =~ ^(auto|[1-9][0-9]*)$ ]] ||
+    { echo "ingest/run.sh: bad --weir-workers '$workers'" >&2; exit 2; }
 [[ "$conns" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
     { echo "ingest/run.sh: bad --conns '$conns'" >&2; exit 2; }
 
@@ -98,7 +108,8 @@ python3 bench/ingest/harness.py --runs "$runs" --workdir "$out" --tmp "$tmp" \
     --schema "$schema" --weir "$weir_bin" --tools bench/out \
     --peers "$peers" --conns "$conns" --records "$records" \
     --py-records "$py_records" --reps "$reps" --mem-conns "$mem_conns" \
-    --always-records "$always_records" "${keep[@]}" ||
+    --always-records "$always_records" --t0 "$t0" --weir-workers "$workers" \
+    "${keep[@]}" ||
     log "harness failed (exit $?)"
 [ ${#keep[@]} -gt 0 ] && { trap - EXIT; log "outputs kept in $tmp"; }
 
@@ -107,13 +118,13 @@ pyver() { /usr/bin/python3 -c "$1" 2>/dev/null || echo missing; }
 versions=$(
     echo "machine: $(nproc) cores, $(uname -sr), $(sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release 2>/dev/null); data on $fs ($tmp)"
     echo "load average before the runs: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); $(( $(date +%s) - start )) s of runs"
-    echo "weir: $("$weir_bin" version 2>/dev/null | head -n 1 || echo '?') ($(git rev-parse --short HEAD 2>/dev/null), $(cc --version | head -n 1)), schema $schema"
+    echo "weir: $("$weir_bin" version 2>/dev/null | head -n 1 || echo '?') ($(git rev-parse --short HEAD 2>/dev/null), $(cc --version | head -n 1)), schema $schema, workers $workers"
     sng=$(command -v syslog-ng || echo /usr/sbin/syslog-ng)
     echo "syslog-ng: $("$sng" --version 2>/dev/null | head -n 1 || echo missing) ($(dpkg-query -W -f='${Package} ${Version}' syslog-ng-core 2>/dev/null))"
     echo "python-seed: $(pyver 'import sys, pydantic; print("python", sys.version.split()[0], "pydantic", pydantic.VERSION, "(compiled=%s)" % pydantic.compiled)'), uvloop $(pyver 'import uvloop; print(uvloop.__version__)')"
     echo "loadgen, sink, linesum: bench/tools (cc -O2); raw runs: $runs"
 )
-args=(--runs "$runs" --command "$cmdline" --versions "$versions")
+args=(--runs "$runs" --command "$cmdline" --versions "$versions" --workers "$workers")
 [ "$write" = 1 ] && args+=(--results bench/RESULTS.md)
 python3 bench/ingest/report.py "${args[@]}" || log "report failed"
 exit 0
