@@ -191,7 +191,7 @@ options {{
 }};
 source s_net {{
     network(ip("127.0.0.1") port({port}) transport("tcp") flags(no-parse)
-            max-connections(2000) log-iw-size(1000000) log-msg-size(65536));
+            max-connections(100) log-iw-size(1000000) log-msg-size(65536));
 }};
 parser p_json {{ json-parser(prefix(".json.")); }};
 filter f_model {{
