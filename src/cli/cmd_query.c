@@ -102,14 +102,10 @@ static int add_view(struct sql_db *db, const struct weir_config *cfg,
     } else {
         struct weir_errmsg ve = {0};
         int vrc = lake_view_open(t, version, v, &ve);
-        if (vrc == WEIR_ENOTFOUND && version) {
-            /* A view that fails when read, so a query on other pipelines
-             * still runs. */
-            rc = buf_puts(&q, "SELECT error(");
-            rc = rc ? rc : sql_quote_string(&q, ve.text);
-            rc = rc ? rc : buf_puts(&q, ")");
-        } else if (vrc) {
-            rc = errmsg_set(e, vrc, "%s", ve.text);
+        if (vrc) {
+            rc = errmsg_set(e, vrc, "pipeline %s: %s", p->name, ve.text);
+            goto out;
+        } else if ((rc = lake_check_columns(t, &v->snap, e))) {
             goto out;
         } else {
             rc = lake_view_sql(t, v, &q);
@@ -267,7 +263,8 @@ int cmd_query(int argc, char **argv)
         if ((rc = add_view(db, &cfg, &cfg.pipelines[i], sql.data, as_of, nas_of,
                            &views[i], &e))) {
             fprintf(stderr, "weir query: %s\n", e.text);
-            ex = rc == WEIR_ESCHEMA ? EXIT_USAGE : EXIT_RUNTIME;
+            ex = rc == WEIR_ESCHEMA ? EXIT_USAGE
+                 : rc == WEIR_ENOTFOUND ? EXIT_PROBLEMS : EXIT_RUNTIME;
             goto out;
         }
     }

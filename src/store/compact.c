@@ -200,7 +200,7 @@ static int describe_file(struct run *r, struct newfile *nf, struct weir_errmsg *
     struct sql_result *res = NULL;
     int rc = buf_puts(&q, "DESCRIBE SELECT * FROM read_parquet(");
     rc = rc ? rc : sql_quote_string(&q, nf->tmp);
-    rc = rc ? rc : buf_putc(&q, ')');
+    rc = rc ? rc : buf_puts(&q, ", hive_partitioning = false)");
     if (rc || (rc = sql_query(r->db, q.data, &res, e)))
         goto out;
     while ((rc = sql_result_next(res, e)) == 1) {
@@ -249,9 +249,10 @@ out:
     return rc;
 }
 
-/* Rows and event-time bounds of the new file. The bounds are widened by
- * 1 µs (a DOUBLE of nanoseconds is exact to 256 ns, a TIMESTAMPTZ to 1 µs)
- * and kept inside the partition, so they always bound the file's rows. */
+/* Rows and event-time bounds of the new file. Unless the time field is an
+ * integer, the bounds are widened by 1 µs (a DOUBLE of nanoseconds is
+ * exact to 256 ns, a TIMESTAMPTZ to 1 µs); they are kept inside the
+ * partition, so they always bound the file's rows. */
 static int file_stats(struct run *r, struct newfile *nf, int64_t pstart, int64_t pend,
                       struct weir_errmsg *e)
 {
@@ -275,10 +276,11 @@ static int file_stats(struct run *r, struct newfile *nf, int64_t pstart, int64_t
     int64_t n = 0, lo = pstart, hi = pend - 1;
     if ((rc = sql_result_int64(res, 0, &n)))
         goto out;
+    int64_t slack = r->t->time_exact ? 0 : 1000;
     if (!sql_result_is_null(res, 1) && sql_result_int64(res, 1, &lo) == 0)
-        lo = lo - 1000 < pstart ? pstart : lo - 1000;
+        lo = lo - slack < pstart ? pstart : lo - slack;
     if (!sql_result_is_null(res, 2) && sql_result_int64(res, 2, &hi) == 0)
-        hi = hi + 1000 > pend - 1 ? pend - 1 : hi + 1000;
+        hi = hi + slack > pend - 1 ? pend - 1 : hi + slack;
     if (lo > hi) {
         lo = pstart;
         hi = pend - 1;

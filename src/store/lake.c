@@ -270,8 +270,10 @@ static int time_expr(struct lake_table *t, const char *field,
                              x.data, (long long)unit_factor[unit]);
     }
     buf_release(&x);
-    if (!rc)
+    if (!rc) {
         t->time_expr = buf_detach(&b, NULL);
+        t->time_exact = unit != LAKE_TIME_RFC3339 && kind == SHAPE_INTEGER;
+    }
     goto out;
 none:
     rc = 0;

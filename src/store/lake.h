@@ -88,6 +88,7 @@ struct lake_table {
     uint64_t max_record;        /* longest line DuckDB must accept */
     char *time_expr;            /* SQL: event time in ns over the columns
                                    (NULL when the field cannot be found) */
+    int time_exact;             /* time_expr is exact (an integer field) */
 };
 
 /*
