@@ -124,3 +124,30 @@ live_files() {
 disk_files() {
     (cd "$DATA/$1" 2>/dev/null && find parquet -type f 2>/dev/null | sort)
 }
+
+# put_segment DATASET FILE SEQ: file FILE (records of one hour) as the
+# sealed raw segment <node n1, thread 0, SEQ> of the hour of its first
+# record, as serve would have; prints nothing.
+put_segment() {
+    local ts key dir
+    ts=$(head -c 200 "$2" | sed -E 's/.*"ts":([0-9]+).*/\1/;q')
+    key=$(date -u -d "@$ts" +date=%Y-%m-%d/hour=%H)
+    dir="$DATA/$1/raw/$key"
+    mkdir -p "$dir"
+    cp "$2" "$dir/n1-0-$(printf %010d "$3").ndjson"
+}
+
+# make_raw DATASET HOURS PER_SEGMENT: HOURS hours from $H0, two segments
+# each, PER_SEGMENT records per segment; all records also in $TMP/raw_all.
+make_raw() {
+    local h seq=1
+    : >"$TMP/raw_all.ndjson"
+    for h in $(seq 0 $(($2 - 1))); do
+        gen "$3" $((H0 + h * 3600)) 1 $((h * 2)) >"$TMP/s.ndjson"
+        put_segment "$1" "$TMP/s.ndjson" $seq; seq=$((seq + 1))
+        cat "$TMP/s.ndjson" >>"$TMP/raw_all.ndjson"
+        gen "$3" $((H0 + h * 3600 + 1800)) 1 $((h * 2 + 1)) >"$TMP/s.ndjson"
+        put_segment "$1" "$TMP/s.ndjson" $seq; seq=$((seq + 1))
+        cat "$TMP/s.ndjson" >>"$TMP/raw_all.ndjson"
+    done
+}
