@@ -81,6 +81,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 /* Versions are written with this many digits ("%020llu"). */
 #define TL_VERSION_DIGITS 20
@@ -88,9 +89,11 @@
 /* A checkpoint is written at every version that is a multiple of this. */
 #define TL_CHECKPOINT_INTERVAL 100
 
-/* Defaults of the graces (also in core/limits.h, with the reasons). */
-#define TL_DEFAULT_ORPHAN_GRACE_NS (3600LL * 1000000000LL)         /* 1 h */
-#define TL_DEFAULT_RETENTION_NS (7LL * 86400LL * 1000000000LL)     /* 7 d */
+/* Defaults of the graces (core/limits.h gives the reasons). */
+#define TL_DEFAULT_ORPHAN_GRACE_NS \
+    ((int64_t)WEIR_DEFAULT_ORPHAN_GRACE_S * 1000000000LL)       /* 1 h */
+#define TL_DEFAULT_RETENTION_NS \
+    ((int64_t)WEIR_DEFAULT_VACUUM_RETENTION_S * 1000000000LL)   /* 7 d */
 
 /* Longest path (relative to the dataset directory) the log accepts. */
 #define TL_PATH_MAX 1024
@@ -190,6 +193,7 @@ struct tl_absorbed {
     const char *path;     /* "raw/date=.../hour=10/node1-0-0000000042.ndjson" */
     const char *name;     /* points at the file name inside path */
     uint64_t version;     /* the version that absorbed it */
+    int64_t timestamp;    /* that version's commit time, ns */
 };
 
 /* One member of the app map. */
