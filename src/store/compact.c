@@ -150,7 +150,12 @@ static int run_open(struct run *r, const struct weir_config *cfg,
                  rs.tmp_removed, rs.absorbed_removed);
     if (!need_db)
         return 0;
-    struct sql_opts so = {.memory_limit = o->memory_limit, .threads = o->threads};
+    /* DuckDB spills (rarely, for a COPY) under the dataset, not into the
+     * working directory of whoever runs the compactor. */
+    if ((size_t)snprintf(path, sizeof path, "%s/_duckdb.tmp", r->t->dir) >= sizeof path)
+        return errmsg_set(e, WEIR_ELIMIT, "%s: path too long", r->t->dir);
+    struct sql_opts so = {.memory_limit = o->memory_limit, .threads = o->threads,
+                          .temp_directory = path};
     if ((rc = sql_open(&so, &r->db, e)))
         return rc;
     if (o->on_db)

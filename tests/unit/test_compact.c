@@ -320,12 +320,40 @@ static void test_faults(void **state)
     fault_sweep(FSIO_OP_WRITE, ENOSPC);
 }
 
+static void test_compactor_thread(void **state)
+{
+    struct weir_errmsg e = {0};
+    struct compactor *c = NULL;
+    struct tablelog *tl = NULL;
+    long long want = make_raw(), n, sum;
+    uint64_t v = 0;
+    assert_int_equal(compactor_start(&cfg, &c, &e), 0);
+    compactor_kick(c);
+    assert_int_equal(tl_open(dataset, &tl, &e), 0);
+    for (int i = 0; i < 600 && v < HOURS; i++) {
+        usleep(20000);
+        assert_int_equal(tl_latest(tl, &v, &e), 0);
+    }
+    compactor_stop(c);
+    compactor_stop(NULL);
+    tl_free(tl);
+    assert_int_equal(v, HOURS);
+    totals(&n, &sum);
+    assert_int_equal(n, HOURS * PER_SEG);
+    assert_int_equal(sum, want);
+    /* Stopping while idle is prompt. */
+    assert_int_equal(compactor_start(&cfg, &c, &e), 0);
+    compactor_stop(c);
+    rm_rf(dataset);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_and_types),
         cmocka_unit_test(test_type_compat),
         cmocka_unit_test(test_compact_and_read),
+        cmocka_unit_test(test_compactor_thread),
         cmocka_unit_test(test_faults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
