@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -89,7 +90,7 @@ static int add_view(struct sql_db *db, const struct weir_config *cfg,
     for (size_t i = 0; i < nas_of; i++)
         if (!as_of[i].pipeline || strcmp(as_of[i].pipeline, p->name) == 0)
             version = as_of[i].version;
-    if ((rc = lake_table_new(cfg, p, &t, e)))
+    if ((rc = lake_table_new(cfg, p, NULL, &t, e)))
         goto out;
     rc = buf_puts(&q, "CREATE TEMP VIEW ");
     rc = rc ? rc : sql_quote_ident(&q, p->name);

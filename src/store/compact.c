@@ -113,7 +113,7 @@ static int run_open(struct run *r, const struct weir_config *cfg,
     r->o = o;
     r->start_mono = wtime_mono_ns();
     r->progress = o->progress && isatty(STDERR_FILENO);
-    if ((rc = lake_table_new(cfg, p, &r->t, e)))
+    if ((rc = lake_table_new(cfg, p, o->schema, &r->t, e)))
         return rc;
     if (stat(r->t->dir, &st) != 0)
         return errno == ENOENT ? 1
@@ -801,6 +801,7 @@ out:
 
 struct compactor {
     const struct weir_config *cfg;
+    struct schema *const *schemas;  /* by pipeline index, or NULL */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -832,6 +833,7 @@ static void compactor_round(struct compactor *c, int gc)
     for (size_t i = 0; i < cfg->npipelines && !c->stop; i++) {
         const struct config_pipeline *p = &cfg->pipelines[i];
         struct weir_errmsg e = {0};
+        o.schema = c->schemas ? c->schemas[i] : NULL;
         if (p->compaction == CONFIG_COMPACTION_AUTO) {
             struct compact_stats st = {0};
             if (compact_pipeline(cfg, p, &o, &st, &e) != 0 && !c->stop)
@@ -875,7 +877,8 @@ static void *compactor_main(void *arg)
     return NULL;
 }
 
-int compactor_start(const struct weir_config *cfg, struct compactor **out,
+int compactor_start(const struct weir_config *cfg,
+                    struct schema *const *schemas, struct compactor **out,
                     struct weir_errmsg *e)
 {
     struct compactor *c = calloc(1, sizeof *c);
@@ -883,6 +886,7 @@ int compactor_start(const struct weir_config *cfg, struct compactor **out,
     if (!c)
         return errmsg_set(e, WEIR_ENOMEM, "out of memory");
     c->cfg = cfg;
+    c->schemas = schemas;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     int err = pthread_create(&c->thread, NULL, compactor_main, c);

@@ -46,6 +46,7 @@
 struct weir_config;
 struct config_pipeline;
 struct sql_db;
+struct schema;
 
 struct compact_opts {
     int all;                   /* compact every sealed segment, closed or not */
@@ -57,6 +58,8 @@ struct compact_opts {
     const char *memory_limit;  /* DuckDB's; NULL: its default */
     int threads;               /* DuckDB's; 0: one per core */
     const char *partition;     /* optimize: only this key; NULL: all */
+    const struct schema *schema; /* the pipeline's compiled schema; NULL:
+                                    load its file (lake_table_new) */
     /* Stop between partitions once *stop is set (may be NULL). */
     const volatile int *stop;
     /* Called with the DuckDB database while one is open, and with NULL
@@ -133,10 +136,13 @@ struct compactor;
  * Start a thread that compacts the pipelines of cfg whose compaction is
  * auto, every COMPACTOR_INTERVAL_NS and at each compactor_kick, and runs
  * compact_gc for every pipeline every COMPACTOR_GC_INTERVAL_NS (first at
- * start). cfg must outlive the compactor. Errors are logged and retried at
- * the next round.
+ * start). schemas (may be NULL: each run loads the files) holds the
+ * compiled schema of each pipeline of cfg, by index: the ones the server
+ * validates with. cfg and schemas must outlive the compactor. Errors are
+ * logged and retried at the next round.
  */
-int compactor_start(const struct weir_config *cfg, struct compactor **out,
+int compactor_start(const struct weir_config *cfg,
+                    struct schema *const *schemas, struct compactor **out,
                     struct weir_errmsg *e);
 
 /* Look now (an hour just closed). Any thread. */

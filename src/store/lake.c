@@ -352,7 +352,8 @@ struct schema *lake_load_schema(const struct weir_config *cfg,
 }
 
 int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *p,
-                   struct lake_table **out, struct weir_errmsg *e)
+                   const struct schema *given, struct lake_table **out,
+                   struct weir_errmsg *e)
 {
     static const enum lake_time_unit units[] = {
         [CONFIG_TIME_S] = LAKE_TIME_S, [CONFIG_TIME_MS] = LAKE_TIME_MS,
@@ -363,13 +364,14 @@ int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *
     *out = NULL;
     if ((size_t)snprintf(dir, sizeof dir, "%s/%s", cfg->data_dir, p->name) >= sizeof dir)
         return errmsg_set(e, WEIR_ELIMIT, "pipeline %s: data_dir path too long", p->name);
-    struct schema *s = lake_load_schema(cfg, p, e);
-    if (!s)
+    struct schema *loaded = given ? NULL : lake_load_schema(cfg, p, e);
+    if (!given && !loaded)
         return WEIR_ESCHEMA;
     int rc = lake_table_from_schema(p->name, dir,
                                     p->partition == CONFIG_PARTITION_DAY ? PART_DAY : PART_HOUR,
-                                    s, p->time_field, units[p->time_unit], out, e);
-    schema_free(s);
+                                    given ? given : loaded, p->time_field,
+                                    units[p->time_unit], out, e);
+    schema_free(loaded);
     if (rc == 0) {
         uint64_t mr = p->max_record ? p->max_record : cfg->limits.max_record;
         (*out)->max_record = mr ? mr : WEIR_DEFAULT_MAX_RECORD;

@@ -92,12 +92,15 @@ struct lake_table {
 };
 
 /*
- * Build the table of pipeline p of cfg: loads and compiles its schema (or
- * the schema-less default) with the pipeline's options. The error names
- * the pipeline and the schema file.
+ * Build the table of pipeline p of cfg from schema s, or, when s is NULL,
+ * from its schema file (or the schema-less default) loaded and compiled
+ * with the pipeline's options; a server passes the schema it validates
+ * with, so the lake never types records by a file edited since. The error
+ * names the pipeline and the schema file.
  */
 int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *p,
-                   struct lake_table **out, struct weir_errmsg *e);
+                   const struct schema *s, struct lake_table **out,
+                   struct weir_errmsg *e);
 
 /* The same from parts (tests): dir is the dataset directory, time_field a
  * dotted path (NULL: none). */

@@ -133,7 +133,7 @@ static void totals(long long *count, long long *sum)
     struct lake_view v;
     struct buf q = BUF_INIT(1 << 24);
     int64_t x = -1;
-    assert_int_equal(lake_table_new(&cfg, &cfg.pipelines[0], &t, &e), 0);
+    assert_int_equal(lake_table_new(&cfg, &cfg.pipelines[0], NULL, &t, &e), 0);
     if (lake_view_open(t, 0, &v, &e) != 0)
         fail_msg("view: %s", e.text);
     assert_int_equal(buf_puts(&q, "CREATE OR REPLACE TEMP VIEW tel AS "), 0);
@@ -188,7 +188,7 @@ static void test_columns_and_types(void **state)
 {
     struct weir_errmsg e = {0};
     struct lake_table *t = NULL;
-    assert_int_equal(lake_table_new(&cfg, &cfg.pipelines[0], &t, &e), 0);
+    assert_int_equal(lake_table_new(&cfg, &cfg.pipelines[0], NULL, &t, &e), 0);
     assert_int_equal(t->ncols, 4);
     assert_string_equal(t->cols[0].name, "ts");
     assert_string_equal(t->cols[0].type, "BIGINT");
@@ -327,7 +327,7 @@ static void test_compactor_thread(void **state)
     struct tablelog *tl = NULL;
     long long want = make_raw(), n, sum;
     uint64_t v = 0;
-    assert_int_equal(compactor_start(&cfg, &c, &e), 0);
+    assert_int_equal(compactor_start(&cfg, NULL, &c, &e), 0);
     compactor_kick(c);
     assert_int_equal(tl_open(dataset, &tl, &e), 0);
     for (int i = 0; i < 600 && v < HOURS; i++) {
@@ -342,7 +342,7 @@ static void test_compactor_thread(void **state)
     assert_int_equal(n, HOURS * PER_SEG);
     assert_int_equal(sum, want);
     /* Stopping while idle is prompt. */
-    assert_int_equal(compactor_start(&cfg, &c, &e), 0);
+    assert_int_equal(compactor_start(&cfg, NULL, &c, &e), 0);
     compactor_stop(c);
     rm_rf(dataset);
 }
