@@ -23,9 +23,8 @@ want=$(expect "$TMP/all.ndjson")
 
 serve_start
 ok "sent" send "$TMP/all.ndjson"
-sleep 0.5   # group commit: on disk within 100 ms
 
-eq "before compaction: count, sums, distinct, extras" "$want" "$(q "$TOTALS")"
+eq "before compaction: count, sums, distinct, extras" "$want" "$(wait_q "$want" "$TOTALS")"
 ok "hour 11 is still being written" compgen -G "$DATA/tel/raw/date=2025-09-02/hour=11/*.open"
 eq "per hour" "09,1200
 10,900
@@ -43,6 +42,7 @@ hour,INTEGER" "$(q "SELECT column_name, column_type FROM (DESCRIBE tel)")"
 eq "nested and JSON values" '0,b0,2,"""n/a""","{""note"":""extra 0""}"' \
     "$(q "SELECT m.a, m.b, len(tags), raw, _extra FROM tel WHERE ts = $H9")"
 
+ok "closed hours sealed" wait_sealed "$DATA/tel/raw/date=2025-09-02/hour=09" "$DATA/tel/raw/date=2025-09-02/hour=10"
 (cd "$LAKE" && "$WEIR" compact -c "$CFG" 2>"$TMP/compact.err")
 eq "compact: exit 0" 0 $?
 ok "compact: summary" grep -q "compact tel: 2 partitions" "$TMP/compact.err"
@@ -64,9 +64,9 @@ eq "DuckDB alone: hive columns" "2" "$(q "SELECT count(DISTINCT hour) FROM $P")"
 # Late data for 09: a new segment, a second file at the next compaction.
 gen 100 $((H9 + 1)) 30 4 >"$TMP/late.ndjson"
 ok "late records sent" send "$TMP/late.ndjson"
-sleep 0.5
 want2=$(expect "$TMP/all.ndjson" "$TMP/late.ndjson")
-eq "late data counted before compaction" "$want2" "$(q "$TOTALS")"
+eq "late data counted before compaction" "$want2" "$(wait_q "$want2" "$TOTALS")"
+ok "late segment sealed" wait_sealed "$DATA/tel/raw/date=2025-09-02/hour=09"
 (cd "$LAKE" && "$WEIR" compact -q -c "$CFG")
 eq "late data: a second file in 09" "2" "$(disk_files tel | grep -c hour=09)"
 eq "late data counted after compaction" "$want2" "$(q "$TOTALS")"
@@ -104,12 +104,21 @@ ok "bad SQL: DuckDB's message" grep -q "syntax error" <<<"$out"
 # The schema-less pipeline: everything in _extra.
 gen 50 $H9 10 5 >"$TMP/any.ndjson"
 ok "schema-less records sent" send "$TMP/any.ndjson" "$PORT2"
-sleep 0.5
-eq "schema-less: the record in _extra" "50,$(expect "$TMP/any.ndjson" | cut -d, -f2)" \
-    "$(q "SELECT count(*), sum((_extra->>'sensor')::BIGINT) FROM \"any\"")"
+want3="50,$(expect "$TMP/any.ndjson" | cut -d, -f2)"
+eq "schema-less: the record in _extra" "$want3" \
+    "$(wait_q "$want3" "SELECT count(*), sum((_extra->>'sensor')::BIGINT) FROM \"any\"")"
+ok "schema-less: sealed" wait_sealed "$DATA/any/raw"
 (cd "$LAKE" && "$WEIR" compact -q -c "$CFG" any)
 eq "schema-less: after compaction" "50" "$(q "SELECT count(*) FROM \"any\" WHERE _extra->>'site' LIKE 'site-%'")"
 serve_stop
+
+# Shutdown sealed hour 11, which is still open by the clock: only --all
+# compacts it.
+(cd "$LAKE" && "$WEIR" compact -q -c "$CFG" tel)
+eq "open hour not compacted without --all" "0" "$(disk_files tel | grep -c hour=11)"
+(cd "$LAKE" && "$WEIR" compact -q --all -c "$CFG" tel)
+eq "--all compacts it" "1" "$(disk_files tel | grep -c hour=11)"
+eq "after --all: the same answers" "$want2" "$(q "$TOTALS")"
 
 # Schema evolution: an added optional field keeps old files readable...
 python3 - "$LAKE/tel.schema.json" <<'EOF'
@@ -124,7 +133,6 @@ eq "added fields: old rows NULL, totals unchanged" "$want2,0,0" \
 serve_start
 printf '{"ts":%d,"sensor":1,"v":1.5,"site":"new","firmware":"2.1","m":{"a":1,"b":"x","c":true}}\n' $((H9 + 60)) >"$TMP/new.ndjson"
 ok "a record with the new fields" send "$TMP/new.ndjson"
-sleep 0.5
 serve_stop
 (cd "$LAKE" && "$WEIR" compact -q -c "$CFG")
 eq "compact with the new schema: exit 0" 0 $?

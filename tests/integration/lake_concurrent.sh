@@ -31,7 +31,7 @@ wait $cpid
 eq "compaction: exit 0" 0 $?
 n=$(wc -l <"$TMP/during.txt")
 echo "     ($n queries ran during the compaction)"
-ok "queries ran during the compaction" test "$n" -ge 2
+ok "queries ran during the compaction" test "$n" -ge 1
 eq "every query during compaction saw the totals" "$want" "$(sort -u "$TMP/during.txt")"
 eq "after compaction" "$want" "$(q "$TOTALS")"
 
@@ -81,9 +81,8 @@ done
 wait $spid
 eq "sender: exit 0" 0 $?
 wait $kpid
-sleep 0.5
 ok "no compaction failed" test ! -e "$TMP/compact_fail.txt"
-final=$(q "SELECT count(*) FROM tel")
+final=$(wait_q $((base + 12 * 200)) "SELECT count(*) FROM tel")
 eq "all sent records counted once" $((base + 12 * 200)) "$final"
 ok "the count never went down, never passed the total" python3 - "$TMP/seen.txt" "$base" "$final" <<'EOF'
 import sys

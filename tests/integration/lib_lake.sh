@@ -151,3 +151,27 @@ make_raw() {
         cat "$TMP/s.ndjson" >>"$TMP/raw_all.ndjson"
     done
 }
+
+# wait_q EXPECTED SQL: poll the query until it answers EXPECTED (10 s at
+# most: serve writes within 100 ms, but a loaded machine may lag); prints
+# the last answer.
+wait_q() {
+    local want=$1 got i
+    shift
+    for i in $(seq 1 50); do
+        got=$(q "$@")
+        [ "$got" = "$want" ] && break
+        sleep 0.2
+    done
+    printf '%s' "$got"
+}
+
+# wait_sealed DIR...: until no segment under DIR is still being written.
+wait_sealed() {
+    local i
+    for i in $(seq 1 50); do
+        [ -z "$(find "$@" -name '*.open' 2>/dev/null)" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
