@@ -866,6 +866,29 @@ static int copy_range(int in, const char *dst, uint64_t len)
     return rc;
 }
 
+/* mkdir -p for the private directory: nothing there needs to survive a
+ * crash, so no fsync (fsio_mkdir_p's would cost one per partition). */
+static int mkdir_pins(const char *dir)
+{
+    char p[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n >= sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(p, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return -1;
+        p[i] = c;
+    }
+    return 0;
+}
+
 /* Pin one segment into the view: 0, WEIR_EAGAIN (it vanished: absorbed
  * meanwhile, start over), or an error. */
 static int pin_segment(struct lake_view *v, const struct seg_entry *s, int links,
@@ -879,7 +902,7 @@ static int pin_segment(struct lake_view *v, const struct seg_entry *s, int links
         return errmsg_set(e, WEIR_EINVAL, "%s: not in a partition", s->path);
     if ((size_t)snprintf(dir, sizeof dir, "%s/%s", v->pin_dir, key) >= sizeof dir)
         return errmsg_set(e, WEIR_ELIMIT, "%s: path too long", v->pin_dir);
-    if (fsio_mkdir_p(dir, 0755) != 0)
+    if (mkdir_pins(dir) != 0)
         return errmsg_set(e, weir_from_errno(errno), "%s: %s", dir, strerror(errno));
     if (s->active)
         nlen -= strlen(".open");
