@@ -25,8 +25,10 @@
 #include "sql/sql.h"
 #include "store/lake.h"
 
+#include "core/limits.h"
+
 /* Longest SQL text accepted on the command line or stdin. */
-#define QUERY_MAX_SQL (16u << 20)
+#define QUERY_MAX_SQL WEIR_QUERY_MAX_SQL
 
 struct as_of {
     const char *pipeline;   /* NULL: every pipeline */

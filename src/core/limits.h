@@ -107,4 +107,25 @@
  * pipeline retention. */
 #define WEIR_DEFAULT_VACUUM_RETENTION_S (7 * 86400)
 
+/* Rows per Parquet row group written by compaction. DuckDB reads row
+ * groups in parallel and skips them by their min/max; 122,880 (its
+ * default) keeps a one-hour file of a few million rows splittable across
+ * cores, and small telemetry rows compress as well as in larger groups
+ * (1 M rows: 6.9 MB either way). Config: none. */
+#define WEIR_PARQUET_ROW_GROUP_ROWS 122880
+
+/* serve's background compactor shares the machine with ingest: one DuckDB
+ * thread, bounded memory (a COPY streams; 1 GB leaves DuckDB room for wide
+ * rows and sorts a partition never needs). It looks for closed hours every
+ * minute (and when kicked), and runs retention hourly. Config: none. */
+#define WEIR_COMPACTOR_THREADS 1
+#define WEIR_COMPACTOR_MEMORY_LIMIT "1GB"
+#define WEIR_COMPACTOR_INTERVAL_S 60
+#define WEIR_COMPACTOR_GC_INTERVAL_S 3600
+
+/* Rows `weir query --format table` keeps to align columns; csv and json
+ * stream any number. Longest SQL text weir query reads. Config: none. */
+#define WEIR_QUERY_TABLE_MAX_ROWS 100000
+#define WEIR_QUERY_MAX_SQL (16u << 20)
+
 #endif

@@ -36,6 +36,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/limits.h"
 
 /* The linked DuckDB library version, e.g. "v1.4.4". */
 const char *sql_engine_version(void);
@@ -118,9 +119,10 @@ enum sql_format { SQL_FORMAT_TABLE = 0, SQL_FORMAT_CSV, SQL_FORMAT_JSON };
 /* "table", "csv", "json" -> the format; -1 for anything else. */
 int sql_format_parse(const char *s);
 
-/* Rows a table keeps in memory to align its columns; past it, the table
- * prints the first rows and says how to get all (csv or json stream). */
-#define SQL_TABLE_MAX_ROWS 100000
+/* Rows a table keeps in memory to align its columns (core/limits.h);
+ * past it, the table prints the first rows and says how to get all (csv
+ * or json stream). */
+#define SQL_TABLE_MAX_ROWS WEIR_QUERY_TABLE_MAX_ROWS
 
 /*
  * Read the rest of r and print it to f:

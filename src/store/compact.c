@@ -27,13 +27,6 @@
 #include "store/segment.h"
 #include "store/tablelog.h"
 
-/* Rows per Parquet row group. DuckDB reads row groups in parallel and
- * skips them by their min/max; 122,880 (its default) keeps a one-hour file
- * of a few million rows splittable across cores, and telemetry rows are
- * small enough that zstd compresses as well as with larger groups
- * (measured on 1 M rows: 6.9 MB either way). */
-#define COMPACT_ROW_GROUP_ROWS 122880
-
 /* Most redo rounds after lost races before compaction gives up this run. */
 #define COMPACT_MAX_CONFLICTS 20
 
@@ -315,7 +308,7 @@ static int write_file(struct run *r, const char *key, int64_t pstart,
     rc = rc ? rc : buf_puts(&q, ") TO ");
     rc = rc ? rc : sql_quote_string(&q, nf->tmp);
     rc = rc ? rc : buf_appendf(&q, " (FORMAT parquet, COMPRESSION zstd, "
-                                   "ROW_GROUP_SIZE %d)", COMPACT_ROW_GROUP_ROWS);
+                                   "ROW_GROUP_SIZE %d)", WEIR_PARQUET_ROW_GROUP_ROWS);
     if (rc) {
         rc = errmsg_set(e, rc, "pipeline %s: the compaction query is too large",
                         r->p->name);
@@ -824,8 +817,8 @@ static void compactor_round(struct compactor *c, int gc)
     struct compact_opts o = {
         .grace_ns = -1,
         .orphan_grace_ns = -1,
-        .memory_limit = COMPACTOR_MEMORY_LIMIT,
-        .threads = COMPACTOR_THREADS,
+        .memory_limit = WEIR_COMPACTOR_MEMORY_LIMIT,
+        .threads = WEIR_COMPACTOR_THREADS,
         .stop = &c->stop,
         .on_db = on_db,
         .on_db_ctx = c,
@@ -858,7 +851,7 @@ static void *compactor_main(void *arg)
     while (!c->stop) {
         pthread_mutex_unlock(&c->mu);
         int64_t now = wtime_mono_ns();
-        int gc = now - last_gc >= COMPACTOR_GC_INTERVAL_NS;
+        int gc = now - last_gc >= WEIR_COMPACTOR_GC_INTERVAL_S * WTIME_NS_PER_S;
         if (gc)
             last_gc = now;
         compactor_round(c, gc);
@@ -868,7 +861,7 @@ static void *compactor_main(void *arg)
         if (!c->kicked) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += COMPACTOR_INTERVAL_NS / WTIME_NS_PER_S;
+            ts.tv_sec += WEIR_COMPACTOR_INTERVAL_S;
             pthread_cond_timedwait(&c->cv, &c->mu, &ts);
         }
         c->kicked = 0;

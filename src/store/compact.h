@@ -121,21 +121,15 @@ int compact_gc(const struct weir_config *cfg, const struct config_pipeline *p,
 
 /* ---- the background compactor of `weir serve` ------------------------- */
 
-/* How often the compactor looks for closed partitions without a kick, and
- * how often it runs retention. */
-#define COMPACTOR_INTERVAL_NS (60LL * 1000000000LL)
-#define COMPACTOR_GC_INTERVAL_NS (3600LL * 1000000000LL)
-/* DuckDB limits of the background compactor: it shares the machine with
- * ingest, so one thread and a bounded memory. */
-#define COMPACTOR_THREADS 1
-#define COMPACTOR_MEMORY_LIMIT "1GB"
+/* How often the compactor looks, its DuckDB limits: core/limits.h,
+ * WEIR_COMPACTOR_*. */
 
 struct compactor;
 
 /*
  * Start a thread that compacts the pipelines of cfg whose compaction is
- * auto, every COMPACTOR_INTERVAL_NS and at each compactor_kick, and runs
- * compact_gc for every pipeline every COMPACTOR_GC_INTERVAL_NS (first at
+ * auto, every WEIR_COMPACTOR_INTERVAL_S and at each compactor_kick, and
+ * runs compact_gc for every pipeline every WEIR_COMPACTOR_GC_INTERVAL_S (first at
  * start). schemas (may be NULL: each run loads the files) holds the
  * compiled schema of each pipeline of cfg, by index: the ones the server
  * validates with. cfg and schemas must outlive the compactor. Errors are
