@@ -156,8 +156,9 @@ static int take_lock(const char *data_dir, const char *pipeline, int *fd,
     int rc = fsio_lock_file(path, fd);
     if (rc == WEIR_ECONFLICT)
         return errmsg_set(e, rc,
-                          "%s: another weir requeue of pipeline %s is running; "
-                          "wait for it to finish",
+                          "%s: another weir requeue of pipeline %s is running "
+                          "(or weir serve, starting, finishes one); wait for "
+                          "it to end",
                           path, pipeline);
     if (rc)
         return errmsg_set(e, rc, "%s: %s", path, strerror(errno));
@@ -395,10 +396,13 @@ static int journal_finish(const char *pipe_dir, const char *stage_dir,
         *strrchr(path, '/') = '\0';
         if (strcmp(path, prev) == 0)
             continue;
-        if ((rc = fsio_fsync_dir(path)) != 0) {
+        /* A directory that is not there holds no output of ours any more
+         * (it was placed, then compacted away with its directory). */
+        if ((rc = fsio_fsync_dir(path)) != 0 && errno != ENOENT) {
             errmsg_set(e, rc, "requeue: fsync %s: %s", path, strerror(errno));
             goto done;
         }
+        rc = 0;
         memcpy(prev, path, strlen(path) + 1);
     }
     if ((rc = path_fmt(path, sizeof(path), "%s/%s", pipe_dir, j.source)) != 0) {
@@ -1353,8 +1357,13 @@ static int do_segment(struct rq *r, const struct seg_entry *s,
     crash_point("staged");
     struct buf jt = BUF_INIT(64u << 20);
     rc = journal_text(r, source_rel, requeue_total(sc.requeued), &jt);
-    if (rc == 0 && (rc = fsio_publish_excl(jpath, jt.data, jt.len, 0644)) != 0)
+    if (rc == 0 && (rc = fsio_publish_excl(jpath, jt.data, jt.len, 0644)) != 0) {
         errmsg_set(e, rc, "requeue: publish %s: %s", jpath, strerror(errno));
+        /* The journal may be in place with only its directory's fsync
+         * failed: then the staged files are its outputs now. Unless it
+         * surely is not there, leave them for the next run to decide. */
+        committed = fsio_stat(jpath, &st) == 0 || errno != ENOENT;
+    }
     buf_release(&jt);
     if (rc)
         goto fail;
