@@ -1231,12 +1231,12 @@ static int do_segment(struct rq *r, const struct seg_entry *s,
         return errmsg_set(e, WEIR_ELIMIT, "%s: path too long", s->path);
     struct stat st;
     if (fsio_stat(jpath, &st) == 0) {
-        /* A journal appeared since recovery (cannot be, we hold the lock):
-         * its fate is decided, finish it rather than judge again. */
-        if (r->o->dry_run) {
-            c->pending++;
+        /* Its fate is decided: a dry run counted the journal as pending
+         * already; a real run finished every journal at its start, so
+         * this one appeared since (it cannot, we hold the lock): finish
+         * it rather than judge the segment again. */
+        if (r->o->dry_run)
             return 0;
-        }
         uint64_t moved = 0;
         if ((rc = journal_finish(r->pipe_dir, r->stage_dir, jpath, &moved, e)))
             return rc;

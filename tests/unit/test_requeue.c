@@ -985,6 +985,44 @@ static void test_sigkill_at_each_step(void **state)
     env_release(&v);
 }
 
+/* A dry run after an interrupted run: the journal is reported, its
+ * segment is not judged again, nothing changes. */
+static void test_dry_run_pending(void **state)
+{
+    struct env v;
+    struct requeue_counts c;
+    env_init(&v, 1, NULL);
+    fast_disk();
+    populate();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("WEIR_REQUEUE_CRASH_AT", "journal", 1);
+        run(&v, NULL, &c);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    char *before = snapshot();
+    struct requeue_opts o = {.dry_run = 1};
+    assert_int_equal(run(&v, &o, &c), 0);
+    char *after = snapshot();
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    assert_int_equal(c.pending, 1);
+    assert_int_equal(c.segments, 3);          /* A has its journal */
+    assert_int_equal(requeue_total(c.requeued), 3); /* 6 10 12, not 1 3 */
+    assert_int_equal(run(&v, NULL, &c), 0);
+    assert_int_equal(c.finished, 1);
+    assert_int_equal(c.finished_records, 2);
+    assert_int_equal(requeue_total(c.requeued), 3);
+    check_final(1);
+    check_clean();
+    env_release(&v);
+}
+
 static void test_lock(void **state)
 {
     struct env v;
@@ -1164,6 +1202,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_day_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dry_run_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_keeps_requeue_tmp, setup,
                                         teardown),
