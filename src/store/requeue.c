@@ -103,20 +103,21 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
+static int b64_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
 /* Strict base64 (standard alphabet, padded), as buf_put_base64 writes it.
  * Returns the decoded length or -1. out needs 3 * (n / 4) bytes. */
 static long b64_decode(const char *s, size_t n, unsigned char *out)
 {
-    static signed char val[256];
-    static int ready;
-    if (!ready) {
-        const char *a =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        memset(val, -1, sizeof(val));
-        for (int i = 0; i < 64; i++)
-            val[(unsigned char)a[i]] = (signed char)i;
-        ready = 1;
-    }
     if (n % 4)
         return -1;
     size_t o = 0;
@@ -128,10 +129,8 @@ static long b64_decode(const char *s, size_t n, unsigned char *out)
             if (c == '=' && i + 4 == n && k >= 2) {
                 v[k] = 0;
                 pad++;
-            } else if (pad || val[c] < 0) {
+            } else if (pad || (v[k] = b64_val(c)) < 0) {
                 return -1;
-            } else {
-                v[k] = val[c];
             }
         }
         unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 |
@@ -1210,6 +1209,48 @@ static int journal_text(struct rq *r, const char *source_rel, uint64_t requeued,
     return rc;
 }
 
+enum action { KEEP, MOVE, REWRITE };
+
+/* What to do with one quarantine line: KEEP it as it is, MOVE it to raw
+ * (j says where and what), or REWRITE it with the new verdict (in
+ * r->qline); counted in sc. Negative: the validator failed (no memory). */
+static int decide(struct rq *r, const char *line, size_t len,
+                  struct requeue_counts *sc, struct judgment *j)
+{
+    struct qrec q;
+    if (qrec_parse(r, line, len, &q) != 0) {
+        sc->unreadable++;
+        return KEEP;
+    }
+    if (!in_filter(r->o, &q)) {
+        sc->skipped++;
+        return KEEP;
+    }
+    if (q.truncated || q.reason == QUAR_TOO_LARGE) {
+        sc->stay[q.reason]++;
+        sc->cut++;
+        return KEEP;
+    }
+    if (qrec_raw(r, &q) != 0) {
+        sc->unreadable++;
+        return KEEP;
+    }
+    int ok = judge(r, r->raw.data ? r->raw.data : "", r->raw.len,
+                   q.received_at, j);
+    if (ok < 0)
+        return ok;
+    if (ok) {
+        sc->requeued[q.reason]++;
+        return MOVE;
+    }
+    sc->stay[q.reason]++;
+    if (same_verdict(r, &q, j) || format_line(r, &q, j) != 0 ||
+        (r->qline.len == len && memcmp(r->qline.data, line, len) == 0))
+        return KEEP;
+    sc->reverdict[q.reason]++;
+    return REWRITE;
+}
+
 /* Stage, journal and finish one sealed quarantine segment. */
 static int do_segment(struct rq *r, const struct seg_entry *s,
                       struct requeue_counts *c, struct weir_errmsg *e)
@@ -1257,39 +1298,13 @@ static int do_segment(struct rq *r, const struct seg_entry *s,
     size_t len;
     uint64_t off;
     while ((rc = reader_next(&rd, &line, &len, &off)) == 1) {
-        struct qrec q;
         struct judgment j;
-        enum { KEEP, MOVE, REWRITE } act = KEEP;
+        int act = decide(r, line, len, &sc, &j);
         lines++;
-        if (qrec_parse(r, line, len, &q) != 0) {
-            sc.unreadable++;
-        } else if (!in_filter(r->o, &q)) {
-            sc.skipped++;
-        } else if (q.truncated || q.reason == QUAR_TOO_LARGE) {
-            sc.stay[q.reason]++;
-            sc.cut++;
-        } else if (qrec_raw(r, &q) != 0) {
-            sc.unreadable++;
-        } else {
-            int ok = judge(r, r->raw.data ? r->raw.data : "", r->raw.len,
-                           q.received_at, &j);
-            if (ok < 0) {
-                rc = errmsg_set(e, ok, "requeue: validating: %s",
-                                weir_strerror(ok));
-                break;
-            }
-            if (ok) {
-                act = MOVE;
-                sc.requeued[q.reason]++;
-            } else {
-                sc.stay[q.reason]++;
-                if (!same_verdict(r, &q, &j) && format_line(r, &q, &j) == 0 &&
-                    (r->qline.len != len ||
-                     memcmp(r->qline.data, line, len) != 0)) {
-                    act = REWRITE;
-                    sc.reverdict[q.reason]++;
-                }
-            }
+        if (act < 0) {
+            rc = errmsg_set(e, act, "requeue: validating: %s",
+                            weir_strerror(act));
+            break;
         }
         if (act != KEEP && !changed) {
             changed = 1;
