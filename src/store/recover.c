@@ -6,6 +6,7 @@
 #include "core/buf.h"
 #include "core/fsio.h"
 #include "core/limits.h"
+#include "core/log.h"
 #include "core/wtime.h"
 #include "store/quarantine.h"
 #include "store/requeue.h"
@@ -273,16 +274,16 @@ int recover_pipeline(const char *data_dir, const char *pipeline,
     const char *kinds[2] = {"raw", "quarantine"};
     int rc = recover_lists(data_dir, pipeline, kinds, 2, node, on_torn, ctx,
                            st, e);
+    /* Ingest does not depend on requeue's leftovers: a failure here (a
+     * damaged journal, a disk error) is told, not a reason not to start;
+     * weir requeue reports it again with the fix. */
     struct requeue_counts rq = {0};
-    struct weir_errmsg local;
-    int rc2 = requeue_recover(data_dir, pipeline, &rq, &local);
+    struct weir_errmsg local = {0};
+    if (requeue_recover(data_dir, pipeline, &rq, &local) != 0)
+        log_warn("%s: %s (weir requeue %s says more)", pipeline, local.text,
+                 pipeline);
     st->requeue_finished += rq.finished;
     st->requeue_discarded += rq.discarded;
-    if (rc2 && !rc) {
-        rc = rc2;
-        if (e)
-            *e = local;
-    }
     return rc;
 }
 

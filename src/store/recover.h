@@ -20,7 +20,8 @@
  *      those of weir requeue's counters, which may be in use right now);
  *   5. finishes what an interrupted `weir requeue` of the pipeline left
  *      (requeue_recover: journals finished, staging files removed), unless
- *      a requeue is running right now.
+ *      a requeue is running right now. A failure there is logged, not
+ *      returned: ingest does not depend on it.
  *
  * The order means a crash during recovery can only repeat step 2 (the torn
  * bytes then appear twice in quarantine, each time with the segment name

@@ -1102,6 +1102,11 @@ static void test_bad_journal(void **state)
         assert_string_equal(before, after);
         free(before);
         free(after);
+        /* serve still starts: its recovery tells and goes on */
+        struct recover_stats st = {0};
+        assert_int_equal(recover_pipeline(data, "p", "n1", NULL, NULL, &st, &e), 0);
+        assert_int_equal(st.requeue_finished, 0);
+        assert_int_equal(access(j, F_OK), 0);
         unlink(j);
     }
     /* A journal whose outputs were all placed and whose source is gone
