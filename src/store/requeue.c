@@ -1294,9 +1294,9 @@ static int do_segment(struct rq *r, const struct seg_entry *s,
     }
     buf_reset(&r->rd);
     sc.segments = 1;
-    const char *line;
-    size_t len;
-    uint64_t off;
+    const char *line = NULL;
+    size_t len = 0;
+    uint64_t off = 0;
     while ((rc = reader_next(&rd, &line, &len, &off)) == 1) {
         struct judgment j;
         int act = decide(r, line, len, &sc, &j);
