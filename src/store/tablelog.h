@@ -342,20 +342,22 @@ struct tl_vacuum_stats {
 /*
  * Delta's vacuum, with retention_ns (TL_DEFAULT_RETENTION_NS when < 0):
  *
- *   1. horizon = the newest version V committed before now - retention such
- *      that a checkpoint exists at V (or V = the newest such version if the
- *      tombstones need it). Versions >= horizon stay readable.
- *   2. If the horizon moved, a commit {"operation":"vacuum"} records it,
- *      drops the tombstones of versions <= horizon ("purge") and the
- *      absorbed entries <= horizon whose segments are gone ("forget"), so
- *      checkpoints stay bounded.
- *   3. Then deletes the purged files, and the commits and checkpoints older
- *      than the horizon's checkpoint. A crash in between leaves files that
- *      tl_recover sees as orphans.
+ *   1. horizon = the newest version committed before now - retention
+ *      (commit timestamps never go backwards). Versions >= horizon stay
+ *      readable; every version committed within the retention is one.
+ *   2. Writes the checkpoint of the horizon if there is none, then a commit
+ *      {"operation":"vacuum","horizon":H} that drops the tombstones of
+ *      versions <= H ("purge") and the absorbed entries <= H whose segment
+ *      files are gone ("forget"), so the state stays bounded. No commit if
+ *      there is nothing new.
+ *   3. Deletes the purged files from disk, then the commit and checkpoint
+ *      files older than the oldest readable version, oldest first (readers
+ *      rely on that order, see docs/tablelog.md). A crash in between leaves
+ *      files that tl_recover sees as orphans, and log files the next vacuum
+ *      deletes.
  *
- * A running query holds a snapshot of a version >= horizon as long as it
- * started within the retention, so it never loses a file under it.
- * Adds to *st (may be NULL).
+ * A query holding a snapshot taken within the retention never loses a
+ * file under it. Adds to *st (may be NULL).
  */
 int tl_vacuum(struct tablelog *t, int64_t retention_ns,
               struct tl_vacuum_stats *st, struct weir_errmsg *e);
@@ -395,12 +397,16 @@ int tl_place_file(struct tablelog *t, const char *tmp_path, char *rel_out,
 /* ---- for tests and the fuzzer ------------------------------------------- */
 
 /*
- * Parse a commit file's bytes (as read from name, used in messages) and
- * check them against the format; 0 or WEIR_ECORRUPT naming name and what
- * is wrong. Allocates nothing that outlives the call.
+ * Parse a commit (checkpoint) file's bytes, as read from name (used in
+ * messages), and check them against the format: 0, or WEIR_ECORRUPT naming
+ * name and what is wrong. What parses is written back, parsed and written
+ * again, and the two writings must be identical: the process abort()s
+ * otherwise (for the fuzzer, fuzz/fuzz_tablelog.c).
  */
 int tl_parse_commit_text(const char *name, const char *text, size_t len,
                          struct weir_errmsg *e);
+int tl_parse_checkpoint_text(const char *name, const char *text, size_t len,
+                             struct weir_errmsg *e);
 
 #ifdef WEIR_TESTING
 /* Steps of tl_commit at which a test can make the process _exit(99): set
