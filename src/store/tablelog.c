@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -2010,7 +2011,7 @@ static void make_txn(char *out, size_t cap)
 static int publish(const char *path, const void *data, size_t len,
                    int *visible)
 {
-    static unsigned long counter;
+    static _Atomic unsigned long counter;
     char tmp[PATH_MAX];
     int fd = -1, rc;
     *visible = 0;
@@ -2327,7 +2328,7 @@ int tl_tmp_file(struct tablelog *t, const char *partition, char *out,
     if ((rc = fsio_mkdir_p(dir, 0755)))
         return errmsg_set(e, rc, "table log: cannot create %s: %s", dir,
                           strerror(errno));
-    static unsigned long counter;
+    static _Atomic unsigned long counter;
     for (int tries = 0; tries < 1000; tries++) {
         w = snprintf(out, cap, "%s/part-%020" PRIu64 "-0.parquet.tmp.%ld.%lu",
                      dir, v + 1, (long)getpid(), counter++);

@@ -12,10 +12,11 @@
  *   parquet/date=2025-09-02/hour=10/part-<20 digits>-<n>.parquet
  *
  * A commit is written to a temporary name, fsynced, and published under the
- * next version number with an exclusive create (fsio_publish_excl): either
- * the whole commit is visible under its number or nothing is. A writer that
- * loses the race for a number re-reads the log, checks that its commit still
- * applies, and takes the next number; if it no longer applies (a file it
+ * next version number with an exclusive create (a rename that never
+ * replaces, as in fsio_publish_excl): either the whole commit is visible
+ * under its number or nothing is. A writer that loses the race for a
+ * number re-reads the log, checks that its commit still applies, and takes
+ * the next number; if it no longer applies (a file it
  * removes is gone, a segment it absorbs was absorbed by someone else), the
  * result is WEIR_ECONFLICT and the caller redoes its work from a fresh
  * snapshot. So two compactors, in two processes or on two machines sharing
@@ -149,7 +150,9 @@ enum {
  * txn: optional idempotence key (printable ASCII, <= 128 bytes). If a
  *   commit with the same txn was published after read_version, tl_commit
  *   returns 0 and that version instead of committing again, so a caller
- *   that got an error of unknown outcome may simply call again.
+ *   that got an error of unknown outcome may simply call again. (It reads
+ *   the commits after read_version to find out: keep read_version the
+ *   snapshot the work started from, not 0.)
  * add: files added; each must exist with st_size == bytes and must not be
  *   live already.
  * remove: paths of live files removed from the table (logical delete;
@@ -224,9 +227,11 @@ struct tl_snapshot {
 struct tablelog;
 
 /*
- * Open the log of the dataset directory (<data_dir>/<pipeline>). Reads the
- * latest checkpoint hint only; creates nothing (a read-only user such as a
- * query never writes). A dataset without _log/ is an empty table.
+ * Open the log of the dataset directory (<data_dir>/<pipeline>). Reads
+ * nothing yet (the first call that needs the state reads the newest
+ * checkpoint and the commits after it) and creates nothing: a read-only
+ * user such as a query never writes. A dataset without _log/ is an empty
+ * table.
  */
 int tl_open(const char *dataset_dir, struct tablelog **out,
             struct weir_errmsg *e);
@@ -379,7 +384,10 @@ size_t tl_commit_file_name(uint64_t version, char *out, size_t cap);
  * part_key_format, or "" for none): creates <dataset>/parquet/<partition>/
  * if needed and an empty "part-<v>-0.parquet.tmp.<pid>.<k>" with O_EXCL
  * (v: the latest version + 1, a hint only). The full path goes into out.
- * DuckDB then writes (replaces) that file.
+ * DuckDB then writes (replaces) that file: COPY ... TO '<out>' (FORMAT
+ * parquet, USE_TMP_FILE false) - the name is a temporary one already. (Were
+ * DuckDB to use its own "tmp_<name>", recovery would still recognise that
+ * name as temporary.)
  */
 int tl_tmp_file(struct tablelog *t, const char *partition, char *out,
                 size_t cap, struct weir_errmsg *e);
