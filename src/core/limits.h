@@ -89,4 +89,23 @@
 #define WEIR_DEFAULT_KAFKA_BATCH_BYTES (4u << 20)
 #define WEIR_DEFAULT_KAFKA_BATCH_WAIT_MS 500
 
+/* Table log (store/tablelog.h). A commit lists the files of one compaction
+ * or optimize (a few hundred at most, ~300 bytes each): 64 MiB is far past
+ * any real one and bounds what a reader allocates for a damaged file. A
+ * checkpoint holds the whole state: 1 GiB is ~3 million live files.
+ * Config: none. */
+#define WEIR_TL_MAX_COMMIT_BYTES (64u << 20)
+#define WEIR_TL_MAX_CHECKPOINT_BYTES (1u << 30)
+
+/* Unreferenced Parquet and temp files younger than this survive recovery:
+ * a writer may be between its last write and its commit. An hour covers a
+ * DuckDB COPY that computes for a long time before its first write, and
+ * costs only disk for an hour after a crash. Config: none (tl_recover). */
+#define WEIR_DEFAULT_ORPHAN_GRACE_S 3600
+
+/* Files removed from a table stay on disk, and old versions readable with
+ * --as-of, this long (Delta's default for deleted files). Config: per
+ * pipeline retention. */
+#define WEIR_DEFAULT_VACUUM_RETENTION_S (7 * 86400)
+
 #endif
