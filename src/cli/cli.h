@@ -54,6 +54,7 @@ int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_requeue(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
 int cmd_optimize(int argc, char **argv);
 int cmd_gc(int argc, char **argv);

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -708,10 +709,26 @@ static int get_u64(struct pctx *c, uint32_t i, const char *what, uint64_t *out)
     return 0;
 }
 
+/* ns since the epoch fit int64 from 1677-09-21 to 2262-04-11; the log
+ * takes whole years inside that (wtime_parse_rfc3339 does not check). */
+static int year_ok(const char *s, size_t n)
+{
+    if (n < 5 || s[4] != '-')
+        return 0;
+    int y = 0;
+    for (int k = 0; k < 4; k++) {
+        if (s[k] < '0' || s[k] > '9')
+            return 0;
+        y = y * 10 + (s[k] - '0');
+    }
+    return y >= 1678 && y <= 2261;
+}
+
 static int get_time(struct pctx *c, uint32_t i, const char *what, int64_t *out)
 {
     const struct json_tok *t = tok(c, i);
     if (t->type != JSON_STRING || (t->flags & JSON_F_ESCAPED) ||
+        !year_ok(json_tok_ptr(c->d, t) + 1, t->len - 2) ||
         wtime_parse_rfc3339(json_tok_ptr(c->d, t) + 1, t->len - 2, out) != 0)
         return corrupt(c, "%s: expected an RFC 3339 time", what);
     return 0;
@@ -1029,33 +1046,6 @@ static int parse_text(struct pctx *c, const char *text, size_t len,
     if (!checkpoint && p->version == 0)
         return corrupt(c, "version 0 is not a commit");
     return 0;
-}
-
-static int state_apply(struct state *s, const struct parsed *p,
-                       const char *name, struct weir_errmsg *e);
-
-int tl_parse_commit_text(const char *name, const char *text, size_t len,
-                         struct weir_errmsg *e)
-{
-    struct json_doc d;
-    struct scratch sc = {0};
-    struct parsed p;
-    json_doc_init(&d, 64);
-    struct pctx c = {name, &d, &sc, e};
-    int rc = parse_text(&c, text, len, 0, &p);
-    if (!rc) {
-        /* Applying it to an empty state checks what the grammar cannot
-         * (a path added twice, a remove of nothing): only removes and
-         * purges of absent files fail here, which is expected. */
-        struct state s = {0};
-        struct weir_errmsg e2;
-        p.version = 1;
-        (void)state_apply(&s, &p, name, &e2);
-        state_release(&s);
-    }
-    scratch_release(&sc);
-    json_doc_release(&d);
-    return rc;
 }
 
 /* ---- applying a commit to the state ------------------------------------- */
@@ -1730,9 +1720,12 @@ static int commit_text(struct buf *b, const struct xcommit *x, uint64_t v,
     int rc = buf_appendf(b, "{\"format\":%d,\"version\":%" PRIu64
                          ",\"timestamp\":", FORMAT_VERSION, v);
     rc = rc ? rc : put_time(b, ts);
-    rc = rc ? rc : buf_appendf(b, ",\"operation\":\"%s\",\"read_version\":%" PRIu64
-                               ",\"txn\":", c->operation, c->read_version);
-    rc = rc ? rc : buf_put_json_string(b, txn, strlen(txn));
+    rc = rc ? rc : buf_appendf(b, ",\"operation\":\"%s\",\"read_version\":%" PRIu64,
+                               c->operation, c->read_version);
+    if (txn) {
+        rc = rc ? rc : buf_puts(b, ",\"txn\":");
+        rc = rc ? rc : buf_put_json_string(b, txn, strlen(txn));
+    }
     if (x->horizon)
         rc = rc ? rc : buf_appendf(b, ",\"horizon\":%" PRIu64, x->horizon);
     if (c->nadd) {
@@ -1786,6 +1779,8 @@ static int commit_check_shape(const struct xcommit *x, int internal,
         (!internal && strcmp(c->operation, "vacuum") == 0))
         return errmsg_set(e, WEIR_EINVAL, "table log: bad operation name '%s'",
                           c->operation ? c->operation : "(null)");
+    if (c->read_version > INT64_MAX)
+        return errmsg_set(e, WEIR_EINVAL, "table log: bad read_version");
     if (c->txn && !word_ok(c->txn, MAX_NAME, 0))
         return errmsg_set(e, WEIR_EINVAL, "table log: bad txn");
     for (size_t i = 0; i < c->nadd; i++) {
@@ -1799,6 +1794,13 @@ static int commit_check_shape(const struct xcommit *x, int internal,
         if (f->min_time > f->max_time)
             return errmsg_set(e, WEIR_EINVAL,
                               "table log: add %s: min_time after max_time", f->path);
+        int64_t lo = wtime_days_from_civil(1678, 1, 1) * 86400 * 1000000000LL,
+                hi = wtime_days_from_civil(2262, 1, 1) * 86400 * 1000000000LL;
+        if (f->min_time < lo || f->max_time >= hi || f->rows > INT64_MAX ||
+            f->bytes > INT64_MAX)
+            return errmsg_set(e, WEIR_EINVAL,
+                              "table log: add %s: times must lie in years "
+                              "1678..2261, counts below 2^63", f->path);
         for (size_t j = 0; j < f->ncolumns; j++) {
             const struct tl_column *col = &f->columns[j];
             if (!col->name || !col->type || !*col->type ||
@@ -2009,7 +2011,7 @@ static void make_txn(char *out, size_t cap)
 static int publish(const char *path, const void *data, size_t len,
                    int *visible)
 {
-    static unsigned long counter;
+    static _Atomic unsigned long counter;
     char tmp[PATH_MAX];
     int fd = -1, rc;
     *visible = 0;
@@ -2326,7 +2328,7 @@ int tl_tmp_file(struct tablelog *t, const char *partition, char *out,
     if ((rc = fsio_mkdir_p(dir, 0755)))
         return errmsg_set(e, rc, "table log: cannot create %s: %s", dir,
                           strerror(errno));
-    static unsigned long counter;
+    static _Atomic unsigned long counter;
     for (int tries = 0; tries < 1000; tries++) {
         w = snprintf(out, cap, "%s/part-%020" PRIu64 "-0.parquet.tmp.%ld.%lu",
                      dir, v + 1, (long)getpid(), counter++);
@@ -2720,7 +2722,7 @@ int tl_vacuum(struct tablelog *t, int64_t retention_ns,
         if (rc)
             goto out;
     }
-clean_log:
+clean_log:;
     /* Log files before the horizon (also those a crashed vacuum left). */
     uint64_t oldest = t->head.oldest;
     st->horizon = oldest ? oldest : (t->head.version ? 1 : 0);
@@ -2774,4 +2776,105 @@ out:
     free(purge);
     free(forget);
     return rc;
+}
+
+/* ---- the parsers, for the fuzzer ---------------------------------------- */
+
+/* Serialize a parsed commit again (the app object rebuilt from its
+ * members' verbatim texts). */
+static int parsed_commit_text(const struct parsed *p, struct buf *out)
+{
+    struct buf app = BUF_INIT(MAX_COMMIT_BYTES);
+    int rc = 0;
+    if (p->app) {
+        rc = buf_putc(&app, '{');
+        for (size_t i = 0; i < p->napp && !rc; i++) {
+            rc = i ? buf_putc(&app, ',') : 0;
+            rc = rc ? rc : buf_put_json_string(&app, p->app[i].key,
+                                               strlen(p->app[i].key));
+            rc = rc ? rc : buf_putc(&app, ':');
+            rc = rc ? rc : buf_append(&app, p->app[i].json, p->app[i].len);
+        }
+        rc = rc ? rc : buf_putc(&app, '}');
+    }
+    struct tl_commit c = {.operation = p->operation,
+                          .read_version = p->read_version,
+                          .add = p->add, .nadd = p->nadd,
+                          .remove = p->remove, .nremove = p->nremove,
+                          .absorbed = p->absorbed, .nabsorbed = p->nabsorbed,
+                          .app = p->app ? app.data : NULL, .app_len = app.len};
+    struct xcommit x = {&c, p->horizon, p->purge, p->npurge, p->forget,
+                        p->nforget};
+    rc = rc ? rc : commit_text(out, &x, p->version, p->timestamp, p->txn);
+    buf_release(&app);
+    return rc;
+}
+
+/*
+ * Parse text; if it parses, serialize it, parse that and serialize again:
+ * the two serializations must be identical (abort() otherwise, which is
+ * what the fuzzer looks for). A checkpoint goes through the state (where
+ * duplicates are caught) and out again.
+ */
+static int parse_roundtrip(const char *name, const char *text, size_t len,
+                           int checkpoint, struct weir_errmsg *e)
+{
+    struct json_doc d;
+    struct scratch sc = {0};
+    struct parsed p;
+    struct buf t1 = BUF_INIT(MAX_CHECKPOINT_BYTES),
+               t2 = BUF_INIT(MAX_CHECKPOINT_BYTES);
+    json_doc_init(&d, 64);
+    struct pctx c = {name, &d, &sc, e};
+    int rc = parse_text(&c, text, len, checkpoint, &p);
+    for (int round = 0; !rc && round < 2; round++) {
+        struct buf *out = round ? &t2 : &t1;
+        if (checkpoint) {
+            struct state st;
+            rc = state_from_checkpoint(&st, &p, name, e);
+            if (rc)
+                break;
+            rc = checkpoint_text(out, &st);
+            state_release(&st);
+        } else {
+            rc = parsed_commit_text(&p, out);
+        }
+        if (rc) {
+            rc = errmsg_set(e, rc, "table log: %s: too large to write back",
+                            name);
+            break;
+        }
+        if (round == 0) {
+            scratch_release(&sc);
+            struct weir_errmsg e2;
+            c.e = &e2;
+            if (parse_text(&c, t1.data, t1.len, checkpoint, &p) != 0) {
+                fprintf(stderr, "table log: does not parse back: %s\n%s\n",
+                        e2.text, t1.data);
+                abort();
+            }
+        }
+    }
+    if (!rc && (t1.len != t2.len || memcmp(t1.data, t2.data, t1.len) != 0)) {
+        fprintf(stderr, "table log: round trip differs:\n%s\n%s\n", t1.data,
+                t2.data);
+        abort();
+    }
+    buf_release(&t1);
+    buf_release(&t2);
+    scratch_release(&sc);
+    json_doc_release(&d);
+    return rc;
+}
+
+int tl_parse_commit_text(const char *name, const char *text, size_t len,
+                         struct weir_errmsg *e)
+{
+    return parse_roundtrip(name, text, len, 0, e);
+}
+
+int tl_parse_checkpoint_text(const char *name, const char *text, size_t len,
+                             struct weir_errmsg *e)
+{
+    return parse_roundtrip(name, text, len, 1, e);
 }

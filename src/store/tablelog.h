@@ -12,10 +12,11 @@
  *   parquet/date=2025-09-02/hour=10/part-<20 digits>-<n>.parquet
  *
  * A commit is written to a temporary name, fsynced, and published under the
- * next version number with an exclusive create (fsio_publish_excl): either
- * the whole commit is visible under its number or nothing is. A writer that
- * loses the race for a number re-reads the log, checks that its commit still
- * applies, and takes the next number; if it no longer applies (a file it
+ * next version number with an exclusive create (a rename that never
+ * replaces, as in fsio_publish_excl): either the whole commit is visible
+ * under its number or nothing is. A writer that loses the race for a
+ * number re-reads the log, checks that its commit still applies, and takes
+ * the next number; if it no longer applies (a file it
  * removes is gone, a segment it absorbs was absorbed by someone else), the
  * result is WEIR_ECONFLICT and the caller redoes its work from a fresh
  * snapshot. So two compactors, in two processes or on two machines sharing
@@ -149,7 +150,9 @@ enum {
  * txn: optional idempotence key (printable ASCII, <= 128 bytes). If a
  *   commit with the same txn was published after read_version, tl_commit
  *   returns 0 and that version instead of committing again, so a caller
- *   that got an error of unknown outcome may simply call again.
+ *   that got an error of unknown outcome may simply call again. (It reads
+ *   the commits after read_version to find out: keep read_version the
+ *   snapshot the work started from, not 0.)
  * add: files added; each must exist with st_size == bytes and must not be
  *   live already.
  * remove: paths of live files removed from the table (logical delete;
@@ -224,9 +227,11 @@ struct tl_snapshot {
 struct tablelog;
 
 /*
- * Open the log of the dataset directory (<data_dir>/<pipeline>). Reads the
- * latest checkpoint hint only; creates nothing (a read-only user such as a
- * query never writes). A dataset without _log/ is an empty table.
+ * Open the log of the dataset directory (<data_dir>/<pipeline>). Reads
+ * nothing yet (the first call that needs the state reads the newest
+ * checkpoint and the commits after it) and creates nothing: a read-only
+ * user such as a query never writes. A dataset without _log/ is an empty
+ * table.
  */
 int tl_open(const char *dataset_dir, struct tablelog **out,
             struct weir_errmsg *e);
@@ -342,20 +347,22 @@ struct tl_vacuum_stats {
 /*
  * Delta's vacuum, with retention_ns (TL_DEFAULT_RETENTION_NS when < 0):
  *
- *   1. horizon = the newest version V committed before now - retention such
- *      that a checkpoint exists at V (or V = the newest such version if the
- *      tombstones need it). Versions >= horizon stay readable.
- *   2. If the horizon moved, a commit {"operation":"vacuum"} records it,
- *      drops the tombstones of versions <= horizon ("purge") and the
- *      absorbed entries <= horizon whose segments are gone ("forget"), so
- *      checkpoints stay bounded.
- *   3. Then deletes the purged files, and the commits and checkpoints older
- *      than the horizon's checkpoint. A crash in between leaves files that
- *      tl_recover sees as orphans.
+ *   1. horizon = the newest version committed before now - retention
+ *      (commit timestamps never go backwards). Versions >= horizon stay
+ *      readable; every version committed within the retention is one.
+ *   2. Writes the checkpoint of the horizon if there is none, then a commit
+ *      {"operation":"vacuum","horizon":H} that drops the tombstones of
+ *      versions <= H ("purge") and the absorbed entries <= H whose segment
+ *      files are gone ("forget"), so the state stays bounded. No commit if
+ *      there is nothing new.
+ *   3. Deletes the purged files from disk, then the commit and checkpoint
+ *      files older than the oldest readable version, oldest first (readers
+ *      rely on that order, see docs/tablelog.md). A crash in between leaves
+ *      files that tl_recover sees as orphans, and log files the next vacuum
+ *      deletes.
  *
- * A running query holds a snapshot of a version >= horizon as long as it
- * started within the retention, so it never loses a file under it.
- * Adds to *st (may be NULL).
+ * A query holding a snapshot taken within the retention never loses a
+ * file under it. Adds to *st (may be NULL).
  */
 int tl_vacuum(struct tablelog *t, int64_t retention_ns,
               struct tl_vacuum_stats *st, struct weir_errmsg *e);
@@ -377,7 +384,10 @@ size_t tl_commit_file_name(uint64_t version, char *out, size_t cap);
  * part_key_format, or "" for none): creates <dataset>/parquet/<partition>/
  * if needed and an empty "part-<v>-0.parquet.tmp.<pid>.<k>" with O_EXCL
  * (v: the latest version + 1, a hint only). The full path goes into out.
- * DuckDB then writes (replaces) that file.
+ * DuckDB then writes (replaces) that file: COPY ... TO '<out>' (FORMAT
+ * parquet, USE_TMP_FILE false) - the name is a temporary one already. (Were
+ * DuckDB to use its own "tmp_<name>", recovery would still recognise that
+ * name as temporary.)
  */
 int tl_tmp_file(struct tablelog *t, const char *partition, char *out,
                 size_t cap, struct weir_errmsg *e);
@@ -395,12 +405,16 @@ int tl_place_file(struct tablelog *t, const char *tmp_path, char *rel_out,
 /* ---- for tests and the fuzzer ------------------------------------------- */
 
 /*
- * Parse a commit file's bytes (as read from name, used in messages) and
- * check them against the format; 0 or WEIR_ECORRUPT naming name and what
- * is wrong. Allocates nothing that outlives the call.
+ * Parse a commit (checkpoint) file's bytes, as read from name (used in
+ * messages), and check them against the format: 0, or WEIR_ECORRUPT naming
+ * name and what is wrong. What parses is written back, parsed and written
+ * again, and the two writings must be identical: the process abort()s
+ * otherwise (for the fuzzer, fuzz/fuzz_tablelog.c).
  */
 int tl_parse_commit_text(const char *name, const char *text, size_t len,
                          struct weir_errmsg *e);
+int tl_parse_checkpoint_text(const char *name, const char *text, size_t len,
+                             struct weir_errmsg *e);
 
 #ifdef WEIR_TESTING
 /* Steps of tl_commit at which a test can make the process _exit(99): set

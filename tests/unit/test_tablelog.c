@@ -372,6 +372,41 @@ static void test_conflicts(void **state)
     tl_free(t);
 }
 
+/* Event times at the ends of what int64 ns hold survive the text form;
+ * times the text form cannot hold are refused at commit. */
+static void test_time_bounds(void **state)
+{
+    struct tablelog *t = open_ds("ds");
+    struct weir_errmsg e;
+    struct tl_snapshot s;
+    int64_t lo = wtime_days_from_civil(1678, 1, 1) * DAY,
+            hi = wtime_days_from_civil(2262, 1, 1) * DAY - 1;
+    struct tl_file f = make_file("ds", PQ10 "part-00000000000000000001-0.parquet", 1);
+    f.min_time = lo;
+    f.max_time = hi;
+    struct tl_commit c = {.operation = "compact", .add = &f, .nadd = 1};
+    assert_int_equal(commit_ok(t, &c), 1);
+    assert_int_equal(tl_snapshot(t, 0, &s, &e), 0);
+    assert_int_equal(s.files[0].min_time, lo);
+    assert_int_equal(s.files[0].max_time, hi);
+    tl_snapshot_release(&s);
+    struct tl_file g = make_file("ds", PQ10 "part-00000000000000000002-0.parquet", 1);
+    g.min_time = INT64_MIN;
+    struct tl_commit c2 = {.operation = "compact", .add = &g, .nadd = 1};
+    assert_int_equal(tl_commit(t, &c2, NULL, &e), WEIR_EINVAL);
+    g.min_time = 0;
+    g.max_time = INT64_MAX;
+    assert_int_equal(tl_commit(t, &c2, NULL, &e), WEIR_EINVAL);
+    g.max_time = -1;   /* 1969-12-31T23:59:59.999999999Z */
+    g.min_time = -NS;
+    assert_int_equal(commit_ok(t, &c2), 2);
+    assert_int_equal(tl_snapshot(t, 0, &s, &e), 0);
+    assert_int_equal(tl_snapshot_file(&s, g.path)->max_time, -1);
+    assert_int_equal(tl_snapshot_file(&s, g.path)->min_time, -NS);
+    tl_snapshot_release(&s);
+    tl_free(t);
+}
+
 /* A caller that got an error of unknown outcome calls again with the same
  * txn and gets the version that did land. */
 static void test_txn_idempotent(void **state)
@@ -1098,6 +1133,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_race, setup_shm, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
