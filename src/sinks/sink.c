@@ -101,8 +101,12 @@ int sink_type_parse(const char *s, struct sink_column *col)
         {"bigint", SINK_BIGINT},     {"int8", SINK_BIGINT},
         {"integer", SINK_BIGINT},    {"int", SINK_BIGINT},
         {"int4", SINK_BIGINT},       {"smallint", SINK_BIGINT},
-        {"tinyint", SINK_BIGINT},    {"double", SINK_DOUBLE},
-        {"float8", SINK_DOUBLE},     {"double precision", SINK_DOUBLE},
+        {"tinyint", SINK_BIGINT},    {"uinteger", SINK_BIGINT},
+        {"usmallint", SINK_BIGINT},  {"utinyint", SINK_BIGINT},
+        {"double", SINK_DOUBLE},     {"float8", SINK_DOUBLE},
+        {"double precision", SINK_DOUBLE},
+        {"float", SINK_DOUBLE},      {"real", SINK_DOUBLE},
+        {"float4", SINK_DOUBLE},
         {"varchar", SINK_VARCHAR},   {"text", SINK_VARCHAR},
         {"boolean", SINK_BOOLEAN},   {"bool", SINK_BOOLEAN},
         {"timestamp", SINK_TIMESTAMP},
@@ -117,9 +121,12 @@ int sink_type_parse(const char *s, struct sink_column *col)
             return 0;
         }
     size_t n = strlen(s);
-    if (!strcasecmp(s, "decimal") || !strcasecmp(s, "numeric")) {
+    /* Integers past int64 (DuckDB's HUGEINT, UBIGINT) stay exact as
+     * decimals; plain decimal is DuckDB's default width. */
+    if (!strcasecmp(s, "decimal") || !strcasecmp(s, "numeric") || !strcasecmp(s, "hugeint") ||
+        !strcasecmp(s, "ubigint")) {
         col->type = SINK_DECIMAL;
-        col->precision = 38;
+        col->precision = !strcasecmp(s, "ubigint") ? 20 : 38;
         return 0;
     }
     /* decimal(P,S) / numeric(P,S) */

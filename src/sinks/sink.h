@@ -196,9 +196,11 @@ const char *sink_type_name(enum sink_type t);
 
 /*
  * Parse a type as written above, also "decimal(P,S)" (sets precision and
- * scale; plain "decimal" is decimal(38,0)) and the DuckDB spellings
- * ("BIGINT", "INTEGER", "DOUBLE", "VARCHAR", "BOOLEAN", "TIMESTAMP",
- * "TIMESTAMP WITH TIME ZONE", "DATE", "JSON", case-insensitive). Fills
+ * scale; plain "decimal" is decimal(38,0)) and DuckDB's names,
+ * case-insensitive: BIGINT, INTEGER, SMALLINT, TINYINT, UINTEGER,
+ * USMALLINT, UTINYINT (bigint); HUGEINT (decimal(38,0)), UBIGINT
+ * (decimal(20,0)); DOUBLE, FLOAT, REAL (double); VARCHAR, TEXT; BOOLEAN;
+ * TIMESTAMP; TIMESTAMP WITH TIME ZONE, TIMESTAMPTZ; DATE; JSON. Fills
  * col's type, precision and scale; returns 0 or WEIR_EPARSE.
  */
 int sink_type_parse(const char *s, struct sink_column *col);

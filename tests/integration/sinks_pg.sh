@@ -178,4 +178,19 @@ eq "the other partitions survived it all" "$nspecial 3" "$(count $P10) $(count $
 export_rows "$P10" >"$TMP/special.got3"
 ok "  ... value for value" $DATA compare pg "$TMP/special.exp" "$TMP/special.got3"
 
+# --- a server restarted between two loads -------------------------------------
+rm -f "$TMP/reload"
+"$SINKLOAD" --kind postgres --dsn "$PG_DSN" --table t --columns "$COLS" --start $P11 \
+    --reload-file "$TMP/reload" "$TMP/p11-small.csv" >"$TMP/re.out" 2>"$TMP/re.err" &
+pid=$!
+cleanup_pid $pid
+wh_wait 60 grep -q "^rows=3" "$TMP/re.out"
+pg_kill
+pg_restart >/dev/null 2>&1
+wh_wait 60 pg_sql "SELECT 1"
+touch "$TMP/reload"
+wait $pid; rc=$?
+eq "a server restarted between two loads costs a reconnect, not a failure" "0 2" \
+    "$rc $(grep -c '^rows=3 ' "$TMP/re.out")"
+
 finish

@@ -6,7 +6,8 @@
  *   sinkload --kind postgres|mysql --dsn DSN --table T
  *            --columns 'name:type,name:type,...' --start T0 [--end T1]
  *            [--method auto|load|insert] [--batch N] [--no-create]
- *            [--stall-after BYTES --stall-file F] [--retry-file F] [FILE]
+ *            [--stall-after BYTES --stall-file F] [--retry-file F]
+ *            [--reload-file F] [FILE]
  *
  * Types as sink_type_parse reads them (bigint, double, decimal(18,3),
  * varchar, boolean, timestamp, timestamptz, date, json). T0 and T1 as
@@ -19,6 +20,8 @@
  * --retry-file F: when the load fails, wait (at most 120 s) for F to
  * exist, then load the same file again through the same sink (so its
  * reconnect is what is tested) and report that.
+ * --reload-file F: the same after a load that succeeded (a server
+ * restarted between two loads).
  *
  * Prints "rows=N deleted=N bytes=N created=0|1 method=M seconds=S" on
  * success. Exit 0 loaded, 1 refused (bad data, table mismatch), 2 usage,
@@ -126,10 +129,11 @@ int main(int argc, char **argv)
         {"stall-after", required_argument, NULL, 'A'},
         {"stall-file", required_argument, NULL, 'F'},
         {"retry-file", required_argument, NULL, 'R'},
+        {"reload-file", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     const char *kind = NULL, *dsn = NULL, *table = NULL, *start = NULL, *end = NULL;
-    const char *retry_file = NULL;
+    const char *retry_file = NULL, *reload_file = NULL;
     char *columns = NULL;
     struct sink_options opt = {0};
     struct stall_source src = {0};
@@ -157,6 +161,7 @@ int main(int argc, char **argv)
         case 'A': src.after = strtoull(optarg, NULL, 10); break;
         case 'F': src.file = optarg; break;
         case 'R': retry_file = optarg; break;
+        case 'L': reload_file = optarg; break;
         default: goto usage;
         }
     }
@@ -208,18 +213,21 @@ int main(int argc, char **argv)
         int64_t t0 = wtime_mono_ns();
         rc = sink_load_partition(sink, &part, &rows, &st, &e);
         double secs = (double)(wtime_mono_ns() - t0) / 1e9;
+        const char *again = NULL;
         if (rc == 0) {
             printf("rows=%llu deleted=%llu bytes=%llu created=%d method=%s seconds=%.3f\n",
                    (unsigned long long)st.rows, (unsigned long long)st.deleted,
                    (unsigned long long)st.bytes, st.created, st.method, secs);
-            break;
+            again = reload_file;
+        } else {
+            fprintf(stderr, "sinkload: load failed (%s): %s\n", weir_errname(rc), e.text);
+            printf("failed=%s\n", weir_errname(rc));
+            again = retry_file;
         }
-        fprintf(stderr, "sinkload: load failed (%s): %s\n", weir_errname(rc), e.text);
-        if (!retry_file || attempt > 0 || fd == 0)
-            break;
-        printf("failed=%s\n", weir_errname(rc));
         fflush(stdout);
-        for (int i = 0; i < 1200 && access(retry_file, F_OK) != 0; i++)
+        if (!again || attempt > 0 || fd == 0)
+            break;
+        for (int i = 0; i < 1200 && access(again, F_OK) != 0; i++)
             sleep_ms(100);
         if (lseek(fd, 0, SEEK_SET) != 0)
             break;
@@ -234,6 +242,6 @@ usage:
     fprintf(stderr, "usage: sinkload --kind postgres|mysql --dsn DSN --table T --columns "
                     "'name:type,...' --start T [--end T] [--method auto|load|insert] "
                     "[--batch N] [--no-create] [--stall-after BYTES --stall-file F] "
-                    "[--retry-file F] [FILE]\n");
+                    "[--retry-file F] [--reload-file F] [FILE]\n");
     return 2;
 }
