@@ -31,10 +31,16 @@ if ! declare -F wh_at_exit >/dev/null; then
     trap _wh_on_exit EXIT
     wh_at_exit() { _wh_hooks+=("$1"); }
 
+    # wh_free_port: a TCP port on 127.0.0.1 that nothing listens on now,
+    # below the kernel's ephemeral range (a port some connection uses as
+    # its local end cannot be bound either). A race with another process
+    # is still possible: the start functions retry with another port.
     wh_free_port() {
-        local p i
+        local p i lo
+        lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+        [ "${lo:-0}" -gt 12000 ] 2>/dev/null || lo=32768
         for i in $(seq 1 200); do
-            p=$((20000 + RANDOM % 40000))
+            p=$((10000 + RANDOM % (lo - 10000)))
             (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
         done
         return 1
@@ -65,7 +71,8 @@ _my_pid=
 
 _my_find() {
     command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || return 1
-    command -v mariadb-install-db >/dev/null && command -v mariadb >/dev/null
+    command -v mariadb-install-db >/dev/null && command -v mariadb >/dev/null &&
+        command -v mariadb-admin >/dev/null
 }
 
 _my_bin() { command -v mariadbd || echo /usr/sbin/mariadbd; }
@@ -84,11 +91,16 @@ _my_server_start() {
         </dev/null >/dev/null 2>&1 &
     _my_pid=$!
     disown "$_my_pid" # no "Killed" notice from bash when a test kills it
-    if ! wh_wait 60 _my_ping; then
-        echo "lib_mariadb: the server did not start:" >&2
-        tail -n 20 "$MY_DIR/error.log" >&2
-        return 1
-    fi
+    local i
+    for i in $(seq 1 600); do
+        _my_ping >/dev/null 2>&1 && return 0
+        _my_gone "$_my_pid" && break    # it gave up (a taken port?)
+        sleep 0.1
+    done
+    [ "${1:-}" = quiet ] || { echo "lib_mariadb: the server did not start:" >&2; tail -n 20 "$MY_DIR/error.log" >&2; }
+    kill -9 "$_my_pid" 2>/dev/null
+    _my_pid=
+    return 1
 }
 
 my_sql() {
@@ -104,7 +116,6 @@ my_start() {
     MY_DIR=$(mktemp -d /tmp/weir-my.XXXXXX)
     MY_SOCK=$MY_DIR/sock
     wh_at_exit my_stop
-    MY_PORT=$(wh_free_port) || { echo "lib_mariadb: no free port" >&2; return 1; }
     local user=()
     [ "$(id -u)" = 0 ] && user=(--user=root)
     if ! mariadb-install-db --no-defaults --datadir="$MY_DIR/data" "${user[@]}" \
@@ -112,7 +123,17 @@ my_start() {
         echo "lib_mariadb: mariadb-install-db failed:" >&2; tail -n 20 "$MY_DIR/install.log" >&2
         return 1
     fi
-    _my_server_start || return 1
+    local try
+    for try in 1 2 3; do
+        MY_PORT=$(wh_free_port) || { echo "lib_mariadb: no free port" >&2; return 1; }
+        _my_server_start quiet && break
+        # Another process took the port between the check and the bind?
+        if [ "$try" = 3 ] || ! grep -q "Address already in use" "$MY_DIR/error.log"; then
+            echo "lib_mariadb: the server did not start:" >&2; tail -n 20 "$MY_DIR/error.log" >&2
+            return 1
+        fi
+        : >"$MY_DIR/error.log"
+    done
     mariadb --no-defaults --socket="$MY_SOCK" -uroot -e "
         CREATE DATABASE wh CHARACTER SET utf8mb4;
         CREATE USER 'weir'@'127.0.0.1' IDENTIFIED BY '$MY_PASSWORD';

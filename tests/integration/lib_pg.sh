@@ -36,11 +36,16 @@ if ! declare -F wh_at_exit >/dev/null; then
     # wh_at_exit FUNCTION: run FUNCTION at exit (before the previous trap).
     wh_at_exit() { _wh_hooks+=("$1"); }
 
-    # wh_free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+    # wh_free_port: a TCP port on 127.0.0.1 that nothing listens on now,
+    # below the kernel's ephemeral range (a port some connection uses as
+    # its local end cannot be bound either). A race with another process
+    # is still possible: the start functions retry with another port.
     wh_free_port() {
-        local p i
+        local p i lo
+        lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+        [ "${lo:-0}" -gt 12000 ] 2>/dev/null || lo=32768
         for i in $(seq 1 200); do
-            p=$((20000 + RANDOM % 40000))
+            p=$((10000 + RANDOM % (lo - 10000)))
             (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
         done
         return 1
@@ -101,7 +106,6 @@ pg_start() {
         chown postgres: "$PG_DIR"
         _pg_run=(runuser -u postgres --)
     fi
-    PG_PORT=$(wh_free_port) || { echo "lib_pg: no free port" >&2; return 1; }
     printf '%s\n' "$PG_PASSWORD" >"$PG_DIR/pw"
     chmod 600 "$PG_DIR/pw"
     [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR/pw"
@@ -112,9 +116,15 @@ pg_start() {
         >"$PG_DIR/initdb.log" 2>&1; then
         echo "lib_pg: initdb failed:" >&2; tail -n 20 "$PG_DIR/initdb.log" >&2; return 1
     fi
-    if ! _pg_ctl_start; then
-        echo "lib_pg: the server did not start:" >&2; tail -n 20 "$PG_DIR/server.log" >&2; return 1
-    fi
+    local try
+    for try in 1 2 3; do
+        PG_PORT=$(wh_free_port) || { echo "lib_pg: no free port" >&2; return 1; }
+        _pg_ctl_start && break
+        # Another process took the port between the check and the bind?
+        if [ "$try" = 3 ] || ! grep -q "could not bind\|Address already in use" "$PG_DIR/server.log"; then
+            echo "lib_pg: the server did not start:" >&2; tail -n 20 "$PG_DIR/server.log" >&2; return 1
+        fi
+    done
     _pg_psql postgres "CREATE ROLE weir LOGIN PASSWORD '$PG_PASSWORD'" >/dev/null &&
         _pg_psql postgres "CREATE DATABASE wh OWNER weir" >/dev/null ||
         { echo "lib_pg: cannot create the user or the database" >&2; return 1; }
