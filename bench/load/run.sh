@@ -203,7 +203,7 @@ section=$(mktemp)
         function commas(x,   s) { s = sprintf("%d", x); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); return s }'
     done
     echo
-    echo "weir sends weir_partition in every row (so one statement loads any table, whoever created it) and PostgreSQL parses that timestamptz on every row, while the peers' table takes it from a column default: the row \"psql \\copy, weir_partition in each row\" is the like-for-like peer. MariaDB's LOAD DATA gets the value once, from a SET clause. \"client CPU s\" is the loading client alone (user + sys): weir's checks every value and re-encodes every row; the rest of the wall time is the server's. \"replacing a full partition\" adds the DELETE of the old rows in the same transaction."
+    echo "weir sends weir_partition in every row (so one statement loads any table, whoever created it) and PostgreSQL parses that timestamptz on every row, while the peers' table takes it from a column default: the row \"psql \\copy, weir_partition in each row\" is the like-for-like peer. MariaDB's LOAD DATA gets the value once, from a SET clause. \"client CPU s\" is the loading client alone (user + sys): weir checks every value and re-encodes every row; the rest of the wall time is the server's. \"replacing a full partition\" adds the DELETE of the old rows in the same transaction."
     echo
     echo "Wall times of every run (s): $(for r in "${results[@]}"; do IFS='|' read -r t c times _ <<<"$r"; printf '%s / %s: %s; ' "$t" "$c" "$times"; done | sed 's/; $//')."
     echo

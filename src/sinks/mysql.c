@@ -104,6 +104,10 @@ static int infile_read(void *ptr, char *dst, unsigned int cap)
     }
     if (inf->rc)
         return -1;
+    /* The library's buffer may be far larger than a chunk: hand over a
+     * chunk at most, so out stays within its bound. */
+    if (cap > WEIR_SINK_CHUNK)
+        cap = WEIR_SINK_CHUNK;
     while (inf->out.len - inf->pos < cap && !inf->eof) {
         if (inf->pos > 0) {
             buf_consume(&inf->out, inf->pos);

@@ -76,6 +76,20 @@ static int connect_pg(struct pg_sink *s, struct weir_errmsg *e)
                           "keepalives_interval", "keepalives_count", "dbname",
                           "client_encoding", NULL};
     const char *vals[] = {timeout, "weir", "30", "10", "3", s->dsn, "UTF8", NULL};
+    /* libpq's own message for a malformed DSN quotes the text around the
+     * mistake, which may be a password: check first, and say it in our
+     * words. Nor is the DSN shown, even masked: masking finds passwords
+     * in well-formed DSNs only ("password=two words" would show "words"). */
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(s->dsn, &perr);
+    if (!opts) {
+        PQfreemem(perr);
+        return errmsg_set(e, WEIR_ECONFIG,
+                          "postgres: the DSN is not a libpq connection string (key=value "
+                          "pairs, values with spaces in 'quotes', or a postgresql:// URI; "
+                          "docs/warehouse.md)");
+    }
+    PQconninfoFree(opts);
     if (s->conn)
         PQfinish(s->conn);
     s->conn = PQconnectdbParams(keys, vals, 1);

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config/config.h"
 #include "core/wtime.h"
 #include "schema/json.h"
 
@@ -1030,19 +1029,18 @@ static int parse_uri(const char *dsn, const char *rest, struct wh_mysql_dsn *d,
     }
     return 0;
 bad:
-    {
-        char masked[256];
-        config_mask_dsn(dsn, masked, sizeof masked);
-        return errmsg_set(e, WEIR_ECONFIG,
-                          "mysql DSN '%s': want mysql://user:password@host:port/db?key=value "
-                          "(%%XX for special characters)",
-                          masked);
-    }
+    /* The DSN is not shown, even masked: masking is sure of passwords in
+     * well-formed DSNs only. */
+    (void)dsn;
+    return errmsg_set(e, WEIR_ECONFIG,
+                      "mysql DSN: a URI must read mysql://user:password@host:port/db?key=value "
+                      "(%%XX for special characters)");
 }
 
 static int parse_kv(const char *dsn, struct wh_mysql_dsn *d, struct weir_errmsg *e)
 {
     const char *p = dsn;
+    char prev[32] = "";
     for (;;) {
         while (*p == ' ' || *p == '\t' || *p == '\n')
             p++;
@@ -1054,9 +1052,14 @@ static int parse_kv(const char *dsn, struct wh_mysql_dsn *d, struct weir_errmsg 
         size_t klen = (size_t)(p - key);
         while (*p == ' ' || *p == '\t')
             p++;
+        /* The word itself is not shown: it may be the tail of a password
+         * written with a space and no quotes. */
         if (*p != '=')
-            return errmsg_set(e, WEIR_ECONFIG, "mysql DSN: '%.*s' has no '=' (want key=value ...)",
-                              (int)(klen < 40 ? klen : 40), key);
+            return errmsg_set(e, WEIR_ECONFIG,
+                              "mysql DSN: a word %s%s%shas no '=' (want key=value pairs; "
+                              "quote a value holding spaces: key='a b')",
+                              prev[0] ? "after " : "", prev, prev[0] ? "=... " : "");
+        snprintf(prev, sizeof prev, "%.*s", (int)(klen < 31 ? klen : 31), key);
         p++;
         while (*p == ' ' || *p == '\t')
             p++;

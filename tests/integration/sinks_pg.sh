@@ -122,6 +122,10 @@ check_no_password
 "$SINKLOAD" --kind postgres --dsn "postgresql://weir:$PG_PASSWORD@127.0.0.1:$PG_PORT/wh" --table t \
     --columns "$COLS" --start $P11 "$TMP/p11-small.csv" >"$TMP/out" 2>"$TMP/err"
 ok "a URI DSN works" grep -q "rows=3" "$TMP/out"
+"$SINKLOAD" --kind postgres --dsn "host=127.0.0.1 port=$PG_PORT password=x$PG_PASSWORD $PG_PASSWORD" \
+    --table t --columns "$COLS" --start $P11 "$TMP/p11.csv" >"$TMP/out" 2>"$TMP/err"; rc=$?
+ok "a malformed DSN is refused in weir's words, without the DSN" grep -q "the DSN is not a libpq connection string" "$TMP/err"
+check_no_password
 eq "no message ever showed the password" "0" "$pw_leaks"
 
 # --- identifiers are quoted, never pasted ----------------------------------------

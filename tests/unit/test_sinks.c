@@ -542,6 +542,10 @@ static void test_mysql_dsn(void **state)
     assert_non_null(strstr(e.text, "unknown key 'hots'"));
     assert_null(strstr(e.text, "secret"));
     wh_mysql_dsn_release(&d);
+    assert_int_equal(wh_mysql_dsn_parse("user=weir password=sec ret", &d, &e), WEIR_ECONFIG);
+    assert_non_null(strstr(e.text, "a word after password=... has no '='"));
+    assert_null(strstr(e.text, "ret"));
+    wh_mysql_dsn_release(&d);
     assert_int_equal(wh_mysql_dsn_parse("password='secret", &d, &e), WEIR_ECONFIG);
     assert_null(strstr(e.text, "secret"));
     wh_mysql_dsn_release(&d);
