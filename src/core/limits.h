@@ -129,4 +129,22 @@
 #define WEIR_QUERY_TABLE_MAX_ROWS 100000
 #define WEIR_QUERY_MAX_SQL (16u << 20)
 
+/* Warehouse loads (src/sinks/). One decoded row of a load is held in
+ * memory at a time; 16 MiB is far past any aggregate row and bounds a
+ * runaway quoted field (a missing closing '"' would otherwise swallow the
+ * whole input). Config: none (sink_options.max_row_bytes in code). */
+#define WEIR_SINK_MAX_ROW (16u << 20)
+
+/* Columns a load may have: PostgreSQL's own table limit. Config: none. */
+#define WEIR_SINK_MAX_COLUMNS 1600
+
+/* Bytes of re-encoded rows sent to the server at a time (one COPY data
+ * message, one LOAD DATA packet batch). 256 KiB amortises the calls while
+ * staying far under any server's packet limit. Config: none. */
+#define WEIR_SINK_CHUNK (256u << 10)
+
+/* Seconds to wait for a warehouse connection when the DSN sets no
+ * connect_timeout: a scheduler retries later rather than hang. */
+#define WEIR_SINK_CONNECT_TIMEOUT_S 10
+
 #endif
