@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - run every benchmark in bench/ (`make bench` calls this).
 #
-#   bench/run.sh [NAME...]      all of them, or only those named (validate, ingest)
+#   bench/run.sh [NAME...]      all of them, or only those named (validate, load, ingest)
 #
 # Each benchmark is bench/NAME/run.sh: it builds what it needs, prints its
 # table and replaces its own section of bench/RESULTS.md. Benchmarks never
@@ -9,11 +9,11 @@
 # and this script exits 0 unless a name is unknown.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-all=(validate ingest)
+all=(validate load ingest)
 [ $# -gt 0 ] && all=("$@")
 for name in "${all[@]}"; do
     if [ ! -x "bench/$name/run.sh" ]; then
-        echo "bench: no benchmark '$name' (have: validate, ingest)" >&2
+        echo "bench: no benchmark '$name' (have: validate, load, ingest)" >&2
         exit 2
     fi
 done
