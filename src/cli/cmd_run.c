@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/wtime.h"
 #include "sched/models.h"
+#include "sched/scheduler.h"
 #include "store/partition.h"
 
 static void progress(int on, const char *model, size_t done, size_t total,
@@ -27,6 +28,26 @@ static void progress(int on, const char *model, size_t done, size_t total,
     fflush(stderr);
 }
 
+/* One scheduler round: every model, in dependency order, the partitions
+ * that need a run (what serve's scheduler does each time it looks). */
+static int run_all(const char *path)
+{
+    struct weir_config cfg;
+    struct weir_errmsg e = {0};
+    struct sched_stats st = {0};
+    if (cli_load_config("run", path, &cfg))
+        return EXIT_USAGE;
+    int rc = sched_round(&cfg, NULL, &st, &e);
+    config_release(&cfg);
+    if (rc) {
+        fprintf(stderr, "weir run: %s\n", e.text);
+        return EXIT_USAGE;
+    }
+    fprintf(stderr, "weir run: %llu partitions run, %llu failed\n",
+            (unsigned long long)st.runs_ok, (unsigned long long)st.runs_failed);
+    return st.runs_failed ? EXIT_PROBLEMS : EXIT_OK;
+}
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -34,11 +55,12 @@ int cmd_run(int argc, char **argv)
         {"from", required_argument, NULL, 'f'},
         {"to", required_argument, NULL, 't'},
         {"quiet", no_argument, NULL, 'q'},
+        {"all", no_argument, NULL, 'a'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *from_s = NULL, *to_s = NULL;
     int64_t from = 0, to = 0;
-    int opt, quiet = 0, ex = EXIT_OK;
+    int opt, quiet = 0, all = 0, ex = EXIT_OK;
     struct weir_config cfg;
     struct weir_errmsg e = {0};
     int64_t *starts = NULL;
@@ -51,11 +73,17 @@ int cmd_run(int argc, char **argv)
         case 'f': from_s = optarg; break;
         case 't': to_s = optarg; break;
         case 'q': quiet = 1; break;
+        case 'a': all = 1; break;
         default: return cli_usage_error("run", NULL);
         }
     }
+    if (all) {
+        if (optind != argc || from_s || to_s)
+            return cli_usage_error("run", "--all takes no MODEL, --from or --to");
+        return run_all(path);
+    }
     if (optind + 1 != argc)
-        return cli_usage_error("run", "give one MODEL");
+        return cli_usage_error("run", "give one MODEL (or --all)");
     if (from_s && wtime_parse_point(from_s, &from))
         return cli_usage_error("run", "--from: '%s' is not a time (2025-09-02, "
                                "2025-09-02T10, or RFC 3339)", from_s);

@@ -156,6 +156,7 @@ const struct cli_cmd cli_commands[] = {
      "configuration error, 3 runtime failure.\n"},
     {"run", cmd_run, "run a model's partitions that need it, or backfill a range",
      "usage: weir run [-c FILE] MODEL [--from T] [--to T] [-q]\n"
+     "       weir run [-c FILE] --all\n"
      "\n"
      "Without --from: run the partitions of MODEL whose inputs are committed\n"
      "(closed and compacted) and changed since its last successful run, or whose\n"
@@ -167,6 +168,8 @@ const struct cli_cmd cli_commands[] = {
      "      --from T        first partition (T: 2025-09-02, 2025-09-02T10, RFC 3339)\n"
      "      --to T          end of the range, exclusive\n"
      "  -q, --quiet         no progress line, no summary\n"
+     "      --all           every model, in dependency order, the partitions that\n"
+     "                      need a run: one round of serve's scheduler (for cron)\n"
      "Exit: 0 every partition ran, 1 some failed (recorded, see weir models),\n"
      "2 usage or configuration error, 3 runtime failure.\n"},
     {"models", cmd_models, "the models' dependency graph and the last run of each partition",

@@ -277,8 +277,11 @@ static int state_get(const struct tl_snapshot *s, const char *key, struct model_
     return 1;
 }
 
+/* A model input's partition is settled when its last run is ok for the
+ * inputs it has now, or when it never ran and never will (its own inputs
+ * are settled and hold no data: an hour without telemetry). */
 static int model_input(const struct weir_config *cfg, const struct config_model *im,
-                       int64_t start, int64_t end, struct input_info *in,
+                       int64_t start, int64_t end, int64_t now, struct input_info *in,
                        struct weir_errmsg *e)
 {
     char dir[PATH_MAX];
@@ -297,8 +300,12 @@ static int model_input(const struct weir_config *cfg, const struct config_model 
     for (int64_t p = start; p < end; p += part_len_ns(ig)) {
         char key[PART_KEY_MAX];
         struct model_state st;
+        struct model_ready r;
         part_key_format(p, ig, key, sizeof key);
-        if (!state_get(&s, key, &st) || !st.ok)
+        if ((rc = model_partition_ready(cfg, im, p, now, &r, e)))
+            goto out;
+        if (state_get(&s, key, &st) ? !st.ok || strcmp(st.inputs, r.inputs) != 0
+                                    : !r.settled || r.has_data)
             in->settled = 0;
     }
     for (size_t i = 0; i < s.nfiles; i++)
@@ -329,7 +336,7 @@ int model_partition_ready(const struct weir_config *cfg, const struct config_mod
         if (p)
             rc = pipeline_input(cfg, p, start_ns, end, now_ns, &in, e);
         else if (im)
-            rc = model_input(cfg, im, start_ns, end, &in, e);
+            rc = model_input(cfg, im, start_ns, end, now_ns, &in, e);
         else
             rc = errmsg_set(e, WEIR_ECONFIG, "model %s: unknown input %s", m->name,
                             m->inputs[i]);
