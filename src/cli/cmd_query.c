@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "sched/models.h"
 #include "sql/sql.h"
 #include "store/lake.h"
 
@@ -268,6 +269,26 @@ int cmd_query(int argc, char **argv)
             fprintf(stderr, "weir query: %s\n", e.text);
             ex = rc == WEIR_ESCHEMA ? EXIT_USAGE
                  : rc == WEIR_ENOTFOUND ? EXIT_PROBLEMS : EXIT_RUNTIME;
+            goto out;
+        }
+    }
+    /* Models with a lake output are datasets too, Parquet only (no raw). */
+    for (size_t i = 0; i < cfg.nmodels; i++) {
+        const struct config_model *m = &cfg.models[i];
+        struct buf q = BUF_INIT(256u << 20);
+        if (!model_has_lake(m) || !mentions(sql.data, m->name))
+            continue;
+        rc = buf_puts(&q, "CREATE TEMP VIEW ");
+        rc = rc ? rc : sql_quote_ident(&q, m->name);
+        rc = rc ? rc : buf_puts(&q, " AS ");
+        if (rc)
+            rc = errmsg_set(&e, rc, "model %s: the view is too large", m->name);
+        else if ((rc = model_lake_view_sql(&cfg, m, &q, &e)) == 0)
+            rc = sql_exec(db, q.data, &e);
+        buf_release(&q);
+        if (rc) {
+            fprintf(stderr, "weir query: %s\n", e.text);
+            ex = EXIT_RUNTIME;
             goto out;
         }
     }

@@ -154,6 +154,31 @@ const struct cli_cmd cli_commands[] = {
      "      --threads N         DuckDB's threads\n"
      "Exit: 0 done, 1 the SQL failed (message on stderr), 2 usage or\n"
      "configuration error, 3 runtime failure.\n"},
+    {"run", cmd_run, "run a model's partitions that need it, or backfill a range",
+     "usage: weir run [-c FILE] MODEL [--from T] [--to T] [-q]\n"
+     "       weir run [-c FILE] --all\n"
+     "\n"
+     "Without --from: run the partitions of MODEL whose inputs are committed\n"
+     "(closed and compacted) and changed since its last successful run, or whose\n"
+     "last run failed and is due for a retry. With --from (and --to, default now):\n"
+     "run every partition overlapping [from, to), in order, replacing each\n"
+     "partition's rows in every output (docs/models.md).\n"
+     "\n"
+     "  -c, --config FILE   the config\n"
+     "      --from T        first partition (T: 2025-09-02, 2025-09-02T10, RFC 3339)\n"
+     "      --to T          end of the range, exclusive\n"
+     "  -q, --quiet         no progress line, no summary\n"
+     "      --all           every model, in dependency order, the partitions that\n"
+     "                      need a run: one round of serve's scheduler (for cron)\n"
+     "Exit: 0 every partition ran, 1 some failed (recorded, see weir models),\n"
+     "2 usage or configuration error, 3 runtime failure.\n"},
+    {"models", cmd_models, "the models' dependency graph and the last run of each partition",
+     "usage: weir models [-c FILE]\n"
+     "\n"
+     "Per model: inputs -> model -> outputs, how many partitions need a run now,\n"
+     "and per partition its last run (time, status, rows, failed attempts in a\n"
+     "row, the next retry and the error).\n"
+     "Exit: 0, 1 some partition's last run failed, 2 usage or configuration error.\n"},
     {"requeue", cmd_requeue, "re-validate quarantined records and file the ones now valid",
      "usage: weir requeue [-c FILE] PIPELINE [--dry-run] [--reason R]... [--from T] [--to T]\n"
      "\n"

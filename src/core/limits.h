@@ -124,6 +124,16 @@
 #define WEIR_COMPACTOR_INTERVAL_S 60
 #define WEIR_COMPACTOR_GC_INTERVAL_S 3600
 
+/* SQL models (sched/models.h): the longest model SQL file; a failed
+ * partition is retried after 60 s, doubling per failure up to an hour, so
+ * a warehouse that is down for a day costs 24 tries, not thousands. The
+ * scheduler looks for partitions to run every 30 s (and when kicked), and
+ * its DuckDB gets the compactor's limits. Config: none. */
+#define WEIR_MODEL_MAX_SQL (1u << 20)
+#define WEIR_MODEL_RETRY_BASE_S 60
+#define WEIR_MODEL_RETRY_MAX_S 3600
+#define WEIR_SCHED_INTERVAL_S 30
+
 /* Rows `weir query --format table` keeps to align columns; csv and json
  * stream any number. Longest SQL text weir query reads. Config: none. */
 #define WEIR_QUERY_TABLE_MAX_ROWS 100000

@@ -240,6 +240,43 @@ int sql_exec(struct sql_db *db, const char *sql, struct weir_errmsg *e)
     return rc;
 }
 
+int sql_exec_params(struct sql_db *db, const char *sql,
+                    const struct sql_param *params, size_t nparams,
+                    struct weir_errmsg *e)
+{
+    duckdb_prepared_statement p = NULL;
+    duckdb_result res;
+    int rc = 0;
+
+    memset(&res, 0, sizeof res);
+    if (duckdb_prepare(db->con, sql, &p) == DuckDBError) {
+        const char *msg = duckdb_prepare_error(p);
+        rc = errmsg_set(e, WEIR_ESQL, "%s", msg ? msg : "DuckDB: cannot prepare");
+        goto out;
+    }
+    for (size_t i = 0; i < nparams; i++) {
+        idx_t idx = 0;
+        /* A parameter the statement does not use is not an error: a model
+         * need not refer to both $start and $end. */
+        if (duckdb_bind_parameter_index(p, &idx, params[i].name) == DuckDBError)
+            continue;
+        duckdb_timestamp ts = {.micros = params[i].ts_ns / 1000};
+        duckdb_value v = duckdb_create_timestamp_tz(ts);
+        duckdb_state st = duckdb_bind_value(p, idx, v);
+        duckdb_destroy_value(&v);
+        if (st == DuckDBError) {
+            rc = errmsg_set(e, WEIR_ESQL, "cannot bind $%s", params[i].name);
+            goto out;
+        }
+    }
+    if (duckdb_execute_prepared(p, &res) == DuckDBError)
+        rc = fail_result(&res, e);
+    duckdb_destroy_result(&res);
+out:
+    duckdb_destroy_prepare(&p);
+    return rc;
+}
+
 /* ---- types ---------------------------------------------------------------- */
 
 static void ctype_release(struct ctype *t)

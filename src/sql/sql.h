@@ -62,6 +62,23 @@ void sql_close(struct sql_db *db);
 /* Run sql (one or more statements separated by ';'), discarding results. */
 int sql_exec(struct sql_db *db, const char *sql, struct weir_errmsg *e);
 
+/* A named parameter of sql_exec_params: $name in the SQL, bound as a
+ * TIMESTAMPTZ (ns since the epoch, UTC; DuckDB keeps microseconds). */
+struct sql_param {
+    const char *name;           /* without the '$' */
+    int64_t ts_ns;
+};
+
+/*
+ * Run sql, ONE statement, as a prepared statement with params bound by
+ * name ($start, $end in a model's SELECT). Parameters the statement does
+ * not mention are ignored; one it mentions but is not given fails with
+ * DuckDB's message. The result is discarded (use CREATE TABLE ... AS).
+ */
+int sql_exec_params(struct sql_db *db, const char *sql,
+                    const struct sql_param *params, size_t nparams,
+                    struct weir_errmsg *e);
+
 /*
  * Run sql (one or more statements; all but the last are run for their
  * effect) and return the last statement's result in *out, to be read with
