@@ -196,7 +196,13 @@ int wtime_parse_rfc3339(const char *s, size_t n, int64_t *ns)
     }
     if (i != n)
         return WEIR_EPARSE;
-    *ns = wtime_join(&tm) - offset;
+    /* A leap second or an offset can carry the instant out of the years
+     * allowed; the result must format back to a time that parses. */
+    int64_t v = wtime_join(&tm) - offset;
+    if (v < wtime_days_from_civil(WTIME_MIN_YEAR, 1, 1) * WTIME_NS_PER_DAY ||
+        v >= wtime_days_from_civil(WTIME_MAX_YEAR + 1, 1, 1) * WTIME_NS_PER_DAY)
+        return WEIR_EPARSE;
+    *ns = v;
     return 0;
 }
 
