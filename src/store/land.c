@@ -416,6 +416,9 @@ void land_counts(const struct lander *l, struct land_counts *o)
     o->write_errors = LD(write_errors);
     o->overflow = LD(overflow);
 #undef LD
+    struct seg_stats ss;
+    seg_stats(l->raw, &ss);
+    o->durable = ss.records_durable;
     o->pending = seg_pending(l->raw) + seg_pending(quar_seg(l->quar));
     o->open_partitions = seg_open_partitions(l->raw);
 }
@@ -433,6 +436,7 @@ void land_counts_add(struct land_counts *o, const struct land_counts *in)
     o->rejected_total += in->rejected_total;
     o->write_errors += in->write_errors;
     o->overflow += in->overflow;
+    o->durable += in->durable;
     o->pending += in->pending;
     o->open_partitions += in->open_partitions;
 }

@@ -58,6 +58,8 @@ struct land_counts {
     uint64_t rejected[QUAR__COUNT];
     uint64_t rejected_total;
     uint64_t write_errors, overflow;
+    uint64_t durable;               /* valid records fsynced in raw segments
+                                       (never policy: handed to the OS) */
     uint64_t pending;               /* bytes not durable yet, now */
     unsigned open_partitions;
 };
