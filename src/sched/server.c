@@ -88,11 +88,18 @@ static int64_t worker_tick(struct loop *l, uint64_t id, void *data)
         int pressure = land_pressure(wp->land);
         if (!wp->src)
             continue;
-        if (pressure && !wp->paused) {
+        if (pressure) {
             wp->src->ops->pause(wp->src);
+            if (!wp->paused)
+                log_debug("%s: worker %u: writing fell behind, not reading",
+                          wp->p->name, w->id);
             wp->paused = 1;
-            log_debug("%s: worker %u: writing fell behind, not reading", wp->p->name, w->id);
-        } else if (!pressure && wp->paused) {
+        } else {
+            /* Always, not only when this tick paused it: the source also
+             * pauses itself the moment a record crosses the high-water
+             * mark, and the land_tick above may have cleared that before
+             * this tick ever saw the pressure. Resuming only what the tick
+             * had paused left such a source paused for good. */
             wp->src->ops->resume(wp->src);
             wp->paused = 0;
         }

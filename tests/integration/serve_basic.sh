@@ -26,8 +26,8 @@ export WEIR_FAKE_NOW=$NOW
 MAXREC=4096
 "${TOOL[@]}" schema >"$TMP/schema.json"
 
-# config NAME DATA_DIR: a config file $TMP/NAME.yaml on fresh ports;
-# sets $port and $mport.
+# config NAME DATA_DIR [LIMITS [PIPELINE_KEYS]]: a config file
+# $TMP/NAME.yaml on fresh ports; sets $port and $mport.
 config() {
     port=$(free_port) mport=$(free_port)
     while [ "$mport" = "$port" ]; do mport=$(free_port); done
@@ -37,6 +37,7 @@ workers: 2
 grace: 2d
 drain_timeout: 5s
 metrics: 127.0.0.1:$mport
+limits: {${3:-}}
 pipelines:
   - name: t
     source: {tcp: 127.0.0.1:$port}
@@ -46,6 +47,7 @@ pipelines:
     time_max_age: off
     time_max_ahead: 1d
     max_record: $MAXREC
+    ${4:-}
 EOF
 }
 
@@ -230,5 +232,27 @@ eq "drain: all 3 connections closed by the server after their last byte" 0 $?
 rc=$?
 sed 's/^/     /' "$TMP/drain.out"
 eq "drain: everything sent before closing landed, sealed" 0 "$rc"
+
+# --- backpressure on and off, many times over --------------------------
+# A 64 KiB write queue and a 5 ms group commit: the source pauses every
+# few dozen records and must be resumed each time (a pause taken by the
+# source itself and cleared before the next tick once stalled it for good).
+D3=$TMP/data3
+config c "$D3" "max_pending: 64KiB, max_record: $MAXREC" "fsync_interval: 5ms"
+ok "backpressure: serve with a 64 KiB queue" serve c
+P=$TMP/bp
+"${TOOL[@]}" gen --out "$P" --conns 1 --cid-base 0 --records 20000 --start $START \
+    --hours 3 --now $NOW --invalid 0.02 --pad 100 --seed 14 >/dev/null
+ok "backpressure: 2.5 MB through a 64 KiB queue, never stalled" \
+    "${TOOL[@]}" send "$port" "$P/c000000.ndjson" --mode random --chunk 100000 --timeout 30
+bp=$(metric weir_backpressure_seconds_total --pipeline t)
+echo "     $bp s of backpressure"
+ok "backpressure: counted" python3 -c "import sys; sys.exit(not $bp > 0)"
+stop
+eq "backpressure: exit 0" 0 "$rc"
+"${TOOL[@]}" check "$D3" t --sealed --expect "$P/expect" >"$TMP/check3.out" 2>&1
+rc=$?
+sed 's/^/     /' "$TMP/check3.out"
+eq "backpressure: what landed is what was sent" 0 "$rc"
 
 finish

@@ -508,6 +508,9 @@ def cmd_check(a):
                 (q["reason"], raw, q.get("path"), want_path[key]))
         if q["reason"] == "too_large" and q.get("truncated") is not True:
             bad("quarantine too_large %.60s: not marked truncated" % raw)
+        if "size" in q and not q["size"] > len(raw):
+            bad("quarantine %s %.60s: size %r, but %d bytes were kept" %
+                (q["reason"], raw, q["size"], len(raw)))
         if q.get("pipeline") != a.pipeline:
             bad("quarantine line names pipeline %r" % q.get("pipeline"))
     for (part, line), n in (want_raw - got_raw).items():
