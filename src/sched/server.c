@@ -57,6 +57,7 @@ struct worker {
     int sources_left;            /* sources still draining */
     int closing;
     int64_t close_deadline;      /* mono ns */
+    int close_warned;            /* the first failed close was logged */
     int rc;                      /* 0, or EXIT code 3 */
 };
 
@@ -111,20 +112,33 @@ static int64_t worker_close(struct loop *l, uint64_t id, void *data)
 {
     struct worker *w = data;
     int failed = 0;
+    int64_t now = wtime_mono_ns();
     for (size_t i = 0; i < w->s->cfg->npipelines; i++) {
         int rc = land_close(w->pipes[i].land);
         if (rc) {
             failed = 1;
-            log_warn("%s: worker %u: cannot finish writing yet: %s", w->pipes[i].p->name,
-                     w->id, weir_strerror(rc));
+            /* Once: a retry every 200 ms would flood the log. */
+            if (!w->close_warned)
+                log_warn("%s: worker %u: cannot finish writing yet: %s; retrying "
+                         "for up to %lld s", w->pipes[i].p->name, w->id,
+                         weir_strerror(rc),
+                         (long long)((w->close_deadline - now) / WTIME_NS_PER_S));
         }
     }
-    if (failed && wtime_mono_ns() < w->close_deadline)
+    w->close_warned |= failed;
+    if (failed && now < w->close_deadline)
         return CLOSE_RETRY_MS;
     if (failed) {
-        log_error("worker %u: gave up writing at shutdown; the records not written "
-                  "are counted in weir_pending_bytes", w->id);
+        for (size_t i = 0; i < w->s->cfg->npipelines; i++) {
+            size_t lost = land_unwritten(w->pipes[i].land);
+            if (lost)
+                log_error("%s: worker %u: gave up writing at shutdown: %zu bytes "
+                          "of records taken were not written (the disk still "
+                          "fails); they are lost", w->pipes[i].p->name, w->id, lost);
+        }
         w->rc = 3;
+    } else if (w->close_warned) {
+        log_info("worker %u: everything written after all", w->id);
     }
     loop_stop(l);
     return LOOP_TIMER_DONE;

@@ -399,6 +399,12 @@ int land_close(struct lander *l)
     return rc ? rc : r1 ? r1 : r2;
 }
 
+size_t land_unwritten(const struct lander *l)
+{
+    return seg_pending(l->raw) + seg_pending(quar_seg(l->quar)) +
+           (l->park.len - l->park_off);
+}
+
 void land_counts(const struct lander *l, struct land_counts *o)
 {
 #define LD(f) atomic_load_explicit(&l->st.f, memory_order_relaxed)

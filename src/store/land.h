@@ -105,6 +105,10 @@ int land_tick(struct lander *l, int64_t now_ns, int64_t mono_ns);
  * (then call again later: nothing was dropped). */
 int land_close(struct lander *l);
 
+/* Bytes taken and not yet durable, the parked records included: what a
+ * shutdown that gives up on a failing disk loses. Owner thread only. */
+size_t land_unwritten(const struct lander *l);
+
 /* Copy the counters (any thread). */
 void land_counts(const struct lander *l, struct land_counts *out);
 
