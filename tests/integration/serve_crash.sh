@@ -5,8 +5,10 @@
 # Each round starts the server (which recovers what the last crash left),
 # floods it from 4 connections with numbered records spread over 3 hours
 # (tests/tools/ingest.py flood: {"ts":..,"c":CONN,"s":SEQ}), and kills it
-# with SIGKILL after a random 0.2 to 1.5 s. The fsync policy turns
-# through group, always and never. At the end one more start recovers the
+# with SIGKILL after a random 0.2 to 1.5 s; one round in six kills it
+# while it starts (recovering), one in six just after a SIGTERM (while it
+# drains and seals). The fsync policy turns through group, always and
+# never. At the end one more start recovers the
 # last crash and a SIGTERM stops it cleanly. Then (ingest.py prefix):
 #   - every raw line is a whole, valid record in the partition of its time;
 #     a torn tail was moved to quarantine with reason "torn", and it is the
@@ -51,7 +53,11 @@ metric() {
     curl -s --max-time 5 "http://127.0.0.1:$mport/metrics" | "${TOOL[@]}" metric "$@"
 }
 
-started=0 killed=0
+rand() { # SEED LO HI: a reproducible random number of seconds
+    python3 -c "import random; random.seed($1); print(round(random.uniform($2, $3), 3))"
+}
+
+started=0 killed=0 early=0 draining=0
 : >"$TMP/durable"
 t0=$(date +%s)
 for r in $(seq 0 $((ROUNDS - 1))); do
@@ -60,6 +66,14 @@ for r in $(seq 0 $((ROUNDS - 1))); do
     "$WEIR" serve -c "$TMP/w.yaml" 2>>"$TMP/serve.log" &
     srv=$!
     cleanup_pid "$srv"
+    if [ $((r % 6)) = 5 ]; then
+        # Killed while it starts: in recovery, or before it listens.
+        sleep "$(rand "$r" 0 0.3)"
+        kill -9 "$srv"
+        wait "$srv" 2>/dev/null
+        started=$((started + 1)) killed=$((killed + 1)) early=$((early + 1))
+        continue
+    fi
     if ! wait_port "$port" 30; then
         echo "round $r: the server did not start"; tail -5 "$TMP/serve.log"
         break
@@ -70,14 +84,21 @@ for r in $(seq 0 $((ROUNDS - 1))); do
         --sent-log "$TMP/sent" >>"$TMP/flood.log" 2>&1 &
     fpid=$!
     cleanup_pid "$fpid"
-    sleep "$(python3 -c "import random; random.seed($r); print(round(random.uniform(0.2, 1.5), 3))")"
+    sleep "$(rand "$r" 0.2 1.5)"
     [ "$policy" = always ] && echo "$r $(metric weir_durable_records_total --pipeline t)" >>"$TMP/durable"
+    if [ $((r % 6)) = 2 ]; then
+        # Killed in the middle of a clean shutdown (draining, sealing).
+        kill -TERM "$srv"
+        sleep "$(rand "$r" 0 0.2)"
+        draining=$((draining + 1))
+    fi
     kill -9 "$srv"
     wait "$srv" 2>/dev/null
     killed=$((killed + 1))
     wait "$fpid"
 done
-eq "$ROUNDS rounds: started and killed with SIGKILL" "$ROUNDS $ROUNDS" "$started $killed"
+eq "$ROUNDS rounds: started and killed with SIGKILL ($early while starting, $draining while stopping)" \
+    "$ROUNDS $ROUNDS" "$started $killed"
 
 # The last start recovers; a clean stop seals.
 config group
