@@ -127,6 +127,23 @@ static void check_object(const struct json_doc *d, uint32_t i)
     }
     int dup = json_object_find_duplicate(d, i);
     CHECK(dup == -1 || ((uint32_t)dup > i && (uint32_t)dup < o->next));
+    /* Against brute force: the first key equal to an earlier one. */
+    if (o->count >= 2 && o->count <= 200) {
+        int want = -1;
+        uint32_t b = d->toks[i + 1 + 1].next;
+        for (uint32_t m = 1; m < o->count && want < 0; m++) {
+            uint32_t a = i + 1;
+            for (uint32_t p = 0; p < m; p++) {
+                if (json_str_eq_tok(d, &d->toks[a], d, &d->toks[b])) {
+                    want = (int)b;
+                    break;
+                }
+                a = d->toks[a + 1].next;
+            }
+            b = d->toks[b + 1].next;
+        }
+        CHECK(dup == want);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

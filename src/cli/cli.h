@@ -54,5 +54,6 @@ int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_requeue(int argc, char **argv);
 
 #endif

@@ -90,6 +90,31 @@ const struct cli_cmd cli_commands[] = {
      "everything.\n"
      "Exit: 0 all sent and the server closed cleanly, 2 usage error,\n"
      "3 unreadable FILE or connection error (refused, reset, timed out).\n"},
+    {"requeue", cmd_requeue, "re-validate quarantined records and file the ones now valid",
+     "usage: weir requeue [-c FILE] PIPELINE [--dry-run] [--reason R]... [--from T] [--to T]\n"
+     "\n"
+     "Re-validate the quarantined records of PIPELINE against the schema and time\n"
+     "rules the config has now (time_max_ahead/_age measured from received_at),\n"
+     "file the ones now valid in raw segments of their event hour and remove them\n"
+     "from quarantine; the others stay there with their new verdict. Only sealed\n"
+     "quarantine segments are read, so it may run while weir serve runs. An\n"
+     "interrupted run (even kill -9) loses and duplicates nothing: the next run,\n"
+     "or weir serve at start, finishes it. See docs/storage.md, \"Requeue\".\n"
+     "\n"
+     "  -c, --config FILE   the config (docs/config.md)\n"
+     "  -n, --dry-run       only count what would be requeued; change nothing\n"
+     "      --reason R      only records quarantined for R (repeat, or R1,R2):\n"
+     "                      invalid, truncated, time_missing, time_unparsable,\n"
+     "                      time_out_of_range, torn (too_large records are cut\n"
+     "                      at max_record and can never be valid: always left)\n"
+     "      --from T        only records received at or after T ...\n"
+     "      --to T          ... and before T (T: 2025-09-02, 2025-09-02T10,\n"
+     "                      2025-09-02T10:00:00Z)\n"
+     "\n"
+     "Prints, per reason, how many records were requeued and how many stay.\n"
+     "Exit: 0 every record looked at was requeued (too_large aside), 1 some stay\n"
+     "invalid, 2 usage or configuration error, 3 runtime failure (another\n"
+     "requeue of PIPELINE running, disk error).\n"},
     {"version", cmd_version, "print weir's version and the linked DuckDB version",
      "usage: weir version\n"},
     {NULL, NULL, NULL, NULL},

@@ -118,12 +118,20 @@ int net_addr_parse(struct net_addr *a, const char *s, struct weir_errmsg *e)
     if (rc != 0 || !res)
         return errmsg_set(e, WEIR_ENOTFOUND, "%s: cannot resolve '%s': %s", s, host,
                           rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-    if (res->ai_addrlen > sizeof a->sa) {
+    /* A name takes its first IPv4 address if it has one: "localhost"
+     * often lists ::1 first, while listeners default to 127.0.0.1. */
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *r = res; r; r = r->ai_next)
+        if (r->ai_family == AF_INET) {
+            pick = r;
+            break;
+        }
+    if (pick->ai_addrlen > sizeof a->sa) {
         freeaddrinfo(res);
         return errmsg_set(e, WEIR_EINVAL, "%s: unsupported address", s);
     }
-    memcpy(&a->sa, res->ai_addr, res->ai_addrlen);
-    a->len = res->ai_addrlen;
+    memcpy(&a->sa, pick->ai_addr, pick->ai_addrlen);
+    a->len = pick->ai_addrlen;
     freeaddrinfo(res);
     if (a->sa.ss_family == AF_INET)
         ((struct sockaddr_in *)&a->sa)->sin_port = htons((uint16_t)port);

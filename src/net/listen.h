@@ -4,7 +4,7 @@
  * Addresses are written as in the config and on the command line:
  * "127.0.0.1:7601", "0.0.0.0:7601", "[::1]:7601", "[::]:7601" or
  * "localhost:7601". A name is resolved once, when parsed, to its first
- * address. Port 0 asks the kernel for a free port (tests use it; the bound
+ * IPv4 address, or its first IPv6 address if it has no IPv4 one. Port 0 asks the kernel for a free port (tests use it; the bound
  * port is reported back).
  *
  * weir serve gives each worker loop its own listening socket on the same

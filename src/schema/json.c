@@ -7,15 +7,16 @@
  * closes and `next` gets its real value), so nesting costs no memory beyond
  * the tape and a depth counter, and a million '[' is just a depth error.
  *
- * The hot loops are the string body (eight bytes at a time, looking for
- * '"', '\\', control bytes and bytes >= 0x80 at once) and the dispatch on
- * the first byte of a value. Numbers are only checked against the grammar
- * here; json_num_* parse them when asked. Grammar, error offsets and the
- * i_ cases of JSONTestSuite are in docs/json.md.
+ * The hot paths are the string body (sixteen byte tests, then SSE2 blocks
+ * looking for '"', '\\', control bytes and bytes >= 0x80 at once) and the
+ * dispatch on the first byte of a value; everything unusual (escapes,
+ * UTF-8, errors) is out of line so the loop keeps its state in registers.
+ * Numbers are only checked against the grammar here; json_num_* parse
+ * them when asked. Grammar, error offsets, the i_ cases of JSONTestSuite
+ * and the measurements behind these choices are in docs/json.md.
  */
 #include "schema/json.h"
 
-#include <errno.h>
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
@@ -40,7 +41,8 @@
 #define COLD
 #endif
 
-#if defined(__SSE2__)
+/* JSON_NO_SSE2 forces the portable paths (for testing them on x86-64). */
+#if defined(__SSE2__) && !defined(JSON_NO_SSE2)
 #include <emmintrin.h>
 #define HAVE_SSE2 1
 #else
@@ -98,6 +100,7 @@ INLINE uint64_t load8(const unsigned char *p)
     return x;
 }
 
+#if !HAVE_SSE2
 /* High bit set in each byte lane that is '"', '\\', < 0x20 or >= 0x80.
  * Borrows start only in lanes that are hits and only flag lanes above
  * them, so the lowest set bit is exact, which is all the caller uses.
@@ -109,6 +112,7 @@ INLINE uint64_t str_special(uint64_t x)
     uint64_t b = x ^ (ONES * '\\');
     return ((x - ONES * 0x20) | x | (q - ONES) | (b - ONES)) & HIGHS;
 }
+#endif
 #endif
 
 #if HAVE_SSE2
@@ -1397,6 +1401,19 @@ static uint64_t key_hash(const struct json_doc *d, const struct json_tok *t)
     return h;
 }
 
+/* Two keys of one doc equal once decoded. Without escapes the raw bytes
+ * are the values: compare lengths and first bytes before calling memcmp,
+ * which settles nearly every pair of distinct keys. */
+static inline int keys_equal(const struct json_doc *d, const struct json_tok *a,
+                             const struct json_tok *b)
+{
+    if (!((a->flags | b->flags) & JSON_F_ESCAPED))
+        return a->len == b->len &&
+               (a->len == 2 || d->src[a->off + 1] == d->src[b->off + 1]) &&
+               memcmp(d->src + a->off + 1, d->src + b->off + 1, a->len - 2) == 0;
+    return json_str_eq_tok(d, a, d, b);
+}
+
 int json_object_find_duplicate(const struct json_doc *d, uint32_t obj)
 {
     const struct json_tok *o;
@@ -1416,7 +1433,7 @@ int json_object_find_duplicate(const struct json_doc *d, uint32_t obj)
             for (uint32_t m = 0; m < o->count && dup < 0; m++) {
                 size_t h = (size_t)key_hash(d, &d->toks[k]) & (size - 1);
                 for (; tab[h] != NONE; h = (h + 1) & (size - 1)) {
-                    if (json_str_eq_tok(d, &d->toks[tab[h]], d, &d->toks[k])) {
+                    if (keys_equal(d, &d->toks[tab[h]], &d->toks[k])) {
                         dup = (int)k;
                         break;
                     }
@@ -1428,16 +1445,12 @@ int json_object_find_duplicate(const struct json_doc *d, uint32_t obj)
             return dup;
         }
     }
-    uint32_t k = d->toks[obj + 1 + 1].next;
+    uint32_t k = d->toks[obj + 2].next;
     for (uint32_t m = 1; m < o->count; m++) {
         const struct json_tok *kt = &d->toks[k];
         uint32_t j = obj + 1;
         for (uint32_t p = 0; p < m; p++) {
-            const struct json_tok *jt = &d->toks[j];
-            /* Raw lengths differ only through escapes: skip the decode. */
-            if ((jt->len == kt->len ||
-                 ((jt->flags | kt->flags) & JSON_F_ESCAPED)) &&
-                json_str_eq_tok(d, jt, d, kt))
+            if (keys_equal(d, &d->toks[j], kt))
                 return (int)k;
             j = d->toks[j + 1].next;
         }

@@ -88,7 +88,8 @@ enum json_error {
     JSON_ERR_TRAILING,     /* bytes after the value */
     JSON_ERR_TOO_LARGE,    /* input or token count over the limits */
     JSON_ERR_NOMEM,        /* could not grow the tape */
-    JSON_ERR_BOM,          /* starts with a UTF-8 byte-order mark */
+    JSON_ERR_BOM,          /* starts with a UTF-8 byte-order mark (added
+                              after the first draft of this header) */
 };
 
 /* Largest input json_scan accepts: offsets on the tape are 32-bit. */
@@ -139,8 +140,15 @@ void json_doc_release(struct json_doc *d);
  * Scan src[0..len) as one JSON text. A UTF-8 byte-order mark is rejected
  * (RFC 8259 8.1 says not to add one; senders that do are told so).
  * Returns JSON_OK and fills d->toks (token 0 is the root), or an error with
- * d->err_off and d->expected set. The tape refers into src: keep src alive
- * while using the tokens.
+ * d->err_off and d->expected set and d->ntoks 0 (d->src still points at the
+ * input, for json_describe_error). The tape refers into src: keep src alive
+ * while using the tokens. src need not be NUL-terminated and is never read
+ * past len.
+ *
+ * The tape grows by doubling and is kept for the next scan; a text of len
+ * bytes never needs more than (len + 1) / 2 tokens. With max_toks set, a
+ * text that needs more fails with JSON_ERR_TOO_LARGE. Not thread-safe per
+ * doc: use one doc per thread.
  */
 enum json_error json_scan(struct json_doc *d, const char *src, size_t len);
 
@@ -198,8 +206,11 @@ int json_num_multiple_text(const char *a, size_t an, const char *b, size_t bn);
  *
  * json_str_decode writes the decoded UTF-8 value into out (at most cap
  * bytes; a decoded value is never longer than its raw form, so cap =
- * t->len is always enough) and returns its length.
+ * t->len is always enough) and returns its full length, which is more than
+ * cap if it did not fit (as snprintf; no NUL is added, and the value may
+ * hold NUL bytes from \u0000). 0 for a token that is not a string.
  * json_str_eq compares the decoded value to s[0..n) without allocating.
+ * t->count (code points) is a cheap first test for both.
  */
 size_t json_str_decode(const struct json_doc *d, const struct json_tok *t,
                        char *out, size_t cap);
@@ -224,8 +235,9 @@ int json_lookup(const struct json_doc *d, uint32_t tok, const char *dotted,
 /*
  * JSON Schema equality of two values (for const, enum, uniqueItems):
  * numbers by exact value (1 == 1.0), strings decoded, arrays element-wise,
- * objects as unordered sets of members. The tokens may come from different
- * docs. Recursion is bounded by the docs' nesting, which json_scan bounded
+ * objects as unordered sets of (key, value) members, checked both ways so
+ * duplicate keys cannot make unequal objects compare equal. The tokens may
+ * come from different docs. Recursion is bounded by the docs' nesting, which json_scan bounded
  * by max_depth.
  */
 int json_value_eq(const struct json_doc *da, uint32_t a,

@@ -6,15 +6,16 @@
  * immutable after loading, so one schema can serve any number of threads,
  * each with its own struct validator.
  *
- * What is supported (every keyword of draft 2020-12 except $vocabulary),
- * what is refused, and how unknown keywords are treated: docs/schema.md.
- * In short:
+ * What is supported (every keyword of draft 2020-12), what is refused, and
+ * how unknown keywords are treated: docs/schema.md. In short:
  *
- *   - a keyword weir knows but does not implement ($vocabulary, the
- *     2019-09 $recursiveRef/$recursiveAnchor, draft-07 `dependencies`,
+ *   - a keyword weir knows but does not implement (the 2019-09
+ *     $recursiveRef/$recursiveAnchor, draft-07 `dependencies`,
  *     `additionalItems`, array-form `items`) makes loading fail with
  *     "unsupported keyword: X (...)": a schema is never half applied;
- *   - a $schema other than the 2020-12 dialect is refused the same way;
+ *   - so do a $schema other than the 2020-12 dialect and a $vocabulary
+ *     naming anything but the standard 2020-12 vocabularies;
+ *   - duplicate keys in a schema document are an error;
  *   - an unknown keyword (a vendor extension, a typo) is ignored, as the
  *     specification says, and listed once in a log_warn() line;
  *   - `format` is an annotation unless opts.format_assert is set; then an
@@ -47,6 +48,8 @@
 typedef int (*schema_resolve_fn)(void *ctx, const char *uri, char *path,
                                  size_t cap);
 
+/* Options; a zeroed struct (or NULL) means strict, format as annotation,
+ * the default limits and no resolver hook. */
 struct schema_opts {
     int lax;              /* pydantic-style coercions, docs/lax.md */
     int format_assert;    /* `format` fails invalid strings (else annotation) */

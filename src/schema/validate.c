@@ -72,6 +72,7 @@ struct validator {
     struct regex_scratch *rx;
     struct chunk *sk;      /* bit sets and sort space */
     uint32_t nsk, capsk, skcur;
+    uint64_t *dupfree;     /* objects (by token) known to have unique keys */
     uint32_t *scope;       /* dynamic scope: resource indices */
     uint32_t nscope;
     struct pseg *path;
@@ -90,6 +91,8 @@ struct vctx {
     int lax;      /* coercions allowed */
     int done;     /* vd holds a description */
     uint32_t depth;
+    uint32_t max_depth;  /* copies of schema fields, one load fewer per node */
+    int dynamic;
 };
 
 static int eval(struct vctx *c, const struct snode *n, const struct json_doc *d,
@@ -185,16 +188,32 @@ static const char *str_bytes(struct buf *b, const struct json_doc *d,
     return b->data;
 }
 
-/* Names and enum values are short: an inline loop beats a call to
- * memcmp, which dominated the profile. */
+/* Names and enum values are short: two overlapping word compares beat a
+ * call to memcmp, which dominated the profile. Every load stays inside
+ * a[0..n) and b[0..n). */
 static inline int bytes_eq(const char *a, const char *b, size_t n)
 {
-    if (n > 32)
-        return memcmp(a, b, n) == 0;
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i])
-            return 0;
-    return 1;
+    if (n >= 8) {
+        if (n > 16)
+            return memcmp(a, b, n) == 0;
+        uint64_t x, y, x2, y2;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        memcpy(&x2, a + n - 8, 8);
+        memcpy(&y2, b + n - 8, 8);
+        return ((x ^ y) | (x2 ^ y2)) == 0;
+    }
+    if (n >= 4) {
+        uint32_t x, y, x2, y2;
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        memcpy(&x2, a + n - 4, 4);
+        memcpy(&y2, b + n - 4, 4);
+        return ((x ^ y) | (x2 ^ y2)) == 0;
+    }
+    if (n == 0)
+        return 1;
+    return a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1];
 }
 
 static inline int str_eq(const struct json_doc *d, const struct json_tok *t,
@@ -554,7 +573,7 @@ static inline void push_idx(struct vctx *c, const struct json_doc *d,
 static inline int leaf_ok(const struct snode *n, const struct json_doc *d,
                           uint32_t vi);
 
-static inline int eval_key(struct vctx *c, const struct snode *n,
+static inline __attribute__((always_inline)) int eval_key(struct vctx *c, const struct snode *n,
                            const struct json_doc *d, uint32_t vi, uint32_t ki,
                            uint64_t *ev)
 {
@@ -568,7 +587,7 @@ static inline int eval_key(struct vctx *c, const struct snode *n,
     return r;
 }
 
-static inline int eval_idx(struct vctx *c, const struct snode *n,
+static inline __attribute__((always_inline)) int eval_idx(struct vctx *c, const struct snode *n,
                            const struct json_doc *d, uint32_t vi, uint32_t idx)
 {
     if (leaf_ok(n, d, vi))
@@ -925,11 +944,13 @@ static int eval_object(struct vctx *c, const struct snode *n,
     if ((okw & O_MAXPROPS) && t->count > n->maxprops)
         return fail(c, "object has %u properties, more than maxProperties %llu",
                     t->count, (unsigned long long)n->maxprops);
-    uint64_t seen = 0;
+    uint64_t seen = 0, pseen = 0;
     uint32_t hint = 0;
     uint32_t i = ti + 1;
+    int covered = 1;
+    uint32_t count = t->count;
     if (okw & (O_PROPS | O_REQUIRED | O_PATS | O_ADDL | O_PROPNAMES)) {
-        for (uint32_t m = 0; m < t->count; m++) {
+        for (uint32_t m = 0; m < count; m++) {
             const struct json_tok *k = &d->toks[i];
             uint32_t vi = i + 1;
             uint32_t next = d->toks[vi].next;
@@ -939,6 +960,17 @@ static int eval_object(struct vctx *c, const struct snode *n,
                 if ((r = find_prop(c, n, d, k, &hint, &p)) < 0)
                     return r;
                 if (p) {
+                    /* Duplicate keys among the schema's names are seen
+                     * here for free (see validator_check). */
+                    uint32_t pi = (uint32_t)(p - n->props);
+                    if (pi < 64) {
+                        uint64_t b = UINT64_C(1) << pi;
+                        if (pseen & b)
+                            return 0; /* duplicate: reported by find_duplicate */
+                        pseen |= b;
+                    } else {
+                        covered = 0;
+                    }
                     seen |= p->req_bit;
                     if (p->node) {
                         matched = 1;
@@ -947,7 +979,11 @@ static int eval_object(struct vctx *c, const struct snode *n,
                         if ((r = eval_key(c, p->node, d, vi, i, NULL)) <= 0)
                             return r;
                     }
+                } else {
+                    covered = 0;
                 }
+            } else {
+                covered = 0;
             }
             if (okw & O_PATS) {
                 for (uint32_t q = 0; q < n->npats; q++) {
@@ -986,6 +1022,8 @@ static int eval_object(struct vctx *c, const struct snode *n,
                 return r;
             i = next;
         }
+        if (covered && c->v->dupfree)
+            bit_set(c->v->dupfree, ti);
     }
     if ((okw & O_REQUIRED) && ((seen & n->req_mask) != n->req_mask || n->nreq_extra)) {
         for (uint32_t q = 0; q < n->nprops; q++)
@@ -1598,15 +1636,14 @@ static int eval(struct vctx *c, const struct snode *n, const struct json_doc *d,
         return 1;
     if (n->kw & K_FALSE)
         return fail(c, "no value is allowed here (the schema is false)");
-    if (++c->depth > c->s->max_eval_depth) {
+    if (++c->depth > c->max_depth) {
         c->depth--;
         return fail(c, "schema evaluation deeper than %u steps (a $ref loop?)",
                     c->s->max_eval_depth);
     }
     struct validator *v = c->v;
     int pushed = 0;
-    if (c->s->has_dynref &&
-        (v->nscope == 0 || v->scope[v->nscope - 1] != n->res)) {
+    if (c->dynamic && (v->nscope == 0 || v->scope[v->nscope - 1] != n->res)) {
         v->scope[v->nscope++] = n->res;
         pushed = 1;
     }
@@ -1633,13 +1670,14 @@ static int kitem_cmp(const void *a, const void *b)
     return x->tok < y->tok ? -1 : (x->tok > y->tok);
 }
 
-/* 1 no duplicates, 0 with *dup the later key token, < 0 error. */
+/* 1 no duplicates, 0 with *dup the later key token, < 0 error. Objects
+ * marked in skip (may be NULL) are known to be fine. */
 static int find_duplicate(struct validator *v, const struct json_doc *d,
-                          uint32_t *dup)
+                          const uint64_t *skip, uint32_t *dup)
 {
     for (uint32_t ti = 0; ti < d->ntoks; ti++) {
         const struct json_tok *t = &d->toks[ti];
-        if (t->type != JSON_OBJECT || t->count < 2)
+        if (t->type != JSON_OBJECT || t->count < 2 || (skip && bit_get(skip, ti)))
             continue;
         uint32_t best = UINT32_MAX;
         if (t->count <= 16) {
@@ -1788,7 +1826,8 @@ void validator_free(struct validator *v)
     free(v);
 }
 
-static int walk(struct vctx *c, const struct json_doc *d, int report, int lax)
+static int walk(struct vctx *c, const struct json_doc *d, int report, int lax,
+                int track_dups)
 {
     struct validator *v = c->v;
     c->report = report;
@@ -1802,12 +1841,15 @@ static int walk(struct vctx *c, const struct json_doc *d, int report, int lax)
         v->sk[0].used = 0;
     v->nrw = 0;
     buf_reset(&v->lit);
+    v->dupfree = NULL;
+    if (track_dups && !(v->dupfree = sk_alloc(v, bit_words(d->ntoks))))
+        return WEIR_ENOMEM;
     return eval(c, c->s->root, d, 0, NULL);
 }
 
 static int report(struct vctx *c, const struct json_doc *d, int lax)
 {
-    int r = walk(c, d, 1, lax);
+    int r = walk(c, d, 1, lax, 0);
     if (r < 0)
         return r;
     if (!c->done) {
@@ -1852,11 +1894,23 @@ int validator_check(struct validator *v, const char *rec, size_t len,
         return 0;
     }
     v->last = &v->doc;
-    uint32_t dup;
-    int r = find_duplicate(v, &v->doc, &dup);
+    /*
+     * Duplicate keys: the quick walk notices them among the names the
+     * schema lists and marks the objects whose keys it has all seen as
+     * checked; find_duplicate then looks only at the others. A record that
+     * fails for any reason gets the full check before its verdict, so a
+     * duplicate is always reported as such.
+     */
+    struct vctx c = {v, s, vd, 0, 0, 0, 0, s->max_eval_depth, s->has_dynref};
+    int r = walk(&c, &v->doc, 0, 0, 1);
     if (r < 0)
         return r;
-    if (r == 0) {
+    uint32_t dup;
+    int u = find_duplicate(v, &v->doc, r == 1 ? v->dupfree : NULL, &dup);
+    v->dupfree = NULL;
+    if (u < 0)
+        return u;
+    if (u == 0) {
         char q[VALUE_QUOTE_MAX + 16];
         schema_pointer_of(&v->doc, dup, vd->path, sizeof vd->path);
         snprintf(vd->message, sizeof vd->message, "duplicate key %s",
@@ -1864,13 +1918,11 @@ int validator_check(struct validator *v, const char *rec, size_t len,
         vd->offset = v->doc.toks[dup].off;
         return 0;
     }
-    struct vctx c = {v, s, vd, 0, 0, 0, 0};
-    r = walk(&c, &v->doc, 0, 0);
-    if (r != 0)
-        return r;
+    if (r == 1)
+        return 1;
     if (!s->opts.lax)
         return report(&c, &v->doc, 0);
-    r = walk(&c, &v->doc, 0, 1);
+    r = walk(&c, &v->doc, 0, 1, 0);
     if (r < 0)
         return r;
     if (r == 0)
@@ -1888,7 +1940,7 @@ int validator_check(struct validator *v, const char *rec, size_t len,
         return 0;
     }
     v->last = &v->odoc;
-    r = walk(&c, &v->odoc, 0, 0);
+    r = walk(&c, &v->odoc, 0, 0, 0);
     if (r < 0)
         return r;
     if (r == 0)

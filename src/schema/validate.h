@@ -26,6 +26,11 @@
  * problem and the scanner's description. The full list of messages is in
  * docs/schema.md.
  *
+ * Stack: the walk recurses along the schema; its depth is bounded
+ * (WEIR_MAX_SCHEMA_EVAL_DEPTH), and the worst case needs about 2.5 MB, so
+ * threads that validate need a stack of at least 4 MB (glibc's default is
+ * 8 MB).
+ *
  * Lax mode (schema_opts.lax, docs/lax.md): where a value fails its type
  * and a pydantic-style coercion ("5.3" -> 5.3, "true" -> true, 1 -> true)
  * makes it pass, the record is accepted and validator_output() returns the

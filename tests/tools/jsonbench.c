@@ -1,7 +1,7 @@
 /*
  * jsonbench.c - throughput of json_scan on NDJSON telemetry records.
  *
- *   jsonbench [-t] [-m MB] [-r REPS] [-w FILE] [FILE]
+ *   jsonbench [-t] [-d] [-m MB] [-r REPS] [-w FILE] [FILE]
  *
  * Without FILE, generates MB megabytes (default 100) of records like
  *   {"timestamp":1756803600,"sensor_id":10001,"measurement":
@@ -9,7 +9,9 @@
  * or, with -t, log-like records with a 200-500 byte text field, in memory (-w also writes them to FILE, for other tools to read the same
  * bytes). The lines are split once; then each repetition scans every line
  * with one reused json_doc, and the best repetition is reported in MB/s
- * of input (newlines excluded) and ns per record. docs/json.md has the
+ * of input (newlines excluded) and ns per record. -d also runs
+ * json_doc_find_duplicate on each record (the validator's duplicate-key
+ * check), to show what it adds. docs/json.md has the
  * figures. Build with `make build/release/tools/jsonbench`.
  */
 #include <stdio.h>
@@ -111,16 +113,17 @@ static double now(void)
 int main(int argc, char **argv)
 {
     size_t mb = 100, len = 0, nlines = 0, bytes = 0;
-    int reps = 5, opt, text = 0;
+    int reps = 5, opt, text = 0, dups = 0;
     const char *out = NULL;
-    while ((opt = getopt(argc, argv, "tm:r:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "tdm:r:w:")) != -1) {
         switch (opt) {
         case 't': text = 1; break;
+        case 'd': dups = 1; break;
         case 'm': mb = strtoul(optarg, NULL, 10); break;
         case 'r': reps = (int)strtol(optarg, NULL, 10); break;
         case 'w': out = optarg; break;
         default:
-            fprintf(stderr, "usage: jsonbench [-t] [-m MB] [-r REPS] [-w FILE] "
+            fprintf(stderr, "usage: jsonbench [-t] [-d] [-m MB] [-r REPS] [-w FILE] "
                             "[FILE]\n");
             return 2;
         }
@@ -168,6 +171,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nlines; i++) {
             if (json_scan(&d, data + lines[i].off, lines[i].len) != JSON_OK)
                 bad++;
+            else if (dups && json_doc_find_duplicate(&d) >= 0)
+                bad++;
             toks += d.ntoks;
         }
         double t = now() - t0;
@@ -178,8 +183,9 @@ int main(int argc, char **argv)
            "%zu invalid\n",
            nlines, (double)bytes / 1e6, (double)bytes / (double)nlines,
            (double)toks / (double)nlines, bad);
-    printf("json_scan: %.0f MB/s, %.1f ns/record, %.2f M records/s "
+    printf("json_scan%s: %.0f MB/s, %.1f ns/record, %.2f M records/s "
            "(best of %d)\n",
+           dups ? " + json_doc_find_duplicate" : "",
            (double)bytes / best / 1e6, best * 1e9 / (double)nlines,
            (double)nlines / best / 1e6, reps);
     json_doc_release(&d);
