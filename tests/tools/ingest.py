@@ -40,6 +40,7 @@ Expectation lines (JSON, one per line):
 import argparse
 import base64
 import collections
+import datetime
 import glob
 import json
 import os
@@ -67,7 +68,8 @@ def schema_json():
 
 
 def hour_of(ts):
-    return time.strftime("%Y-%m-%dT%H", time.gmtime(ts))
+    t = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H")
 
 
 def record(ts, c, s, pad=0):
