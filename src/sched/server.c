@@ -306,6 +306,15 @@ static void on_signal(struct loop *l, int fd, void *data, int mask)
 
 /* ---- start-up ----------------------------------------------------------- */
 
+/* Put "what: " in front of e's message. (errmsg_set(e, .., e->text) would
+ * format the message over itself.) */
+static int error_prefix(struct weir_errmsg *e, int code, const char *what)
+{
+    char was[sizeof e->text];
+    snprintf(was, sizeof was, "%s", e->text);
+    return errmsg_set(e, code, "%s: %s", what, was);
+}
+
 static int load_schemas(struct server *s, struct weir_errmsg *e)
 {
     const struct weir_config *cfg = s->cfg;
@@ -400,8 +409,10 @@ static int start_workers(struct server *s, struct weir_errmsg *e)
         struct net_addr a, bound;
         if ((rc = net_addr_parse(&a, text, e)) != 0)
             break;
-        if ((rc = listen_open_group(&a, (int)s->nworkers, 1024, fds, &bound, e)) != 0) {
-            errmsg_set(e, rc, "pipeline %s: %s", p->name, e->text);
+        if ((rc = listen_open_group(&a, (int)s->nworkers, 0, fds, &bound, e)) != 0) {
+            char what[CONFIG_NAME_MAX + 16];
+            snprintf(what, sizeof what, "pipeline %s", p->name);
+            error_prefix(e, rc, what);
             break;
         }
         char src[400];
@@ -441,9 +452,12 @@ static int start_http(struct server *s, struct weir_errmsg *e)
     config_format_addr(&cfg->metrics, text, sizeof text);
     struct net_addr a, bound;
     int fd, rc;
+    /* A group of one: it checks that nobody listens there yet, which a
+     * lone SO_REUSEPORT bind would not (two servers would then share the
+     * port and answer for each other). */
     if ((rc = net_addr_parse(&a, text, e)) != 0 ||
-        (rc = listen_open(&a, 64, &fd, &bound, e)) != 0)
-        return errmsg_set(e, rc, "metrics: %s", e->text);
+        (rc = listen_open_group(&a, 1, 64, &fd, &bound, e)) != 0)
+        return error_prefix(e, rc, "metrics");
     if ((rc = http_server_new(s->main, fd, http_handler, s, &s->http, e)) != 0)
         return rc;
     log_info("metrics, health and status on http://%s/", bound.text);

@@ -79,6 +79,20 @@ eq "/health is 200" "200" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5
 ok "/metrics has the counters" bash -c "curl -s --max-time 5 http://127.0.0.1:$mport/metrics | grep -q '^weir_records_total{pipeline=\"t\"} 0$'"
 eq "unknown path is 404" "404" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$mport/nope")"
 
+# --- a second server where one runs: exit 2, saying why -------------------
+timeout 20 "$WEIR" serve -c "$TMP/a.yaml" 2>"$TMP/second.err"
+eq "same data_dir and node: exit 2" 2 $?
+ok "same data_dir and node: says another weir runs as this node" grep -q "another weir process runs as node" "$TMP/second.err"
+other=$(free_port)
+sed -e "s#^data_dir: .*#data_dir: $TMP/other#" -e "s#^metrics: .*#metrics: 127.0.0.1:$other#" "$TMP/a.yaml" >"$TMP/tcpbusy.yaml"
+timeout 20 "$WEIR" serve -c "$TMP/tcpbusy.yaml" 2>"$TMP/second.err"
+eq "TCP address in use: exit 2" 2 $?
+ok "TCP address in use: named" grep -q "pipeline t: 127.0.0.1:$port: address already in use" "$TMP/second.err"
+sed -e "s#^data_dir: .*#data_dir: $TMP/other#" -e "s#tcp: 127.0.0.1:$port#tcp: 127.0.0.1:$other#" "$TMP/a.yaml" >"$TMP/mbusy.yaml"
+timeout 20 "$WEIR" serve -c "$TMP/mbusy.yaml" 2>"$TMP/second.err"
+eq "metrics address in use: exit 2 (not shared)" 2 $?
+ok "metrics address in use: named" grep -q "metrics: 127.0.0.1:$mport: address already in use" "$TMP/second.err"
+
 # --- the main mix: 30 hours, invalid records of every kind, CRLF, empty lines
 G=$TMP/mix
 "${TOOL[@]}" gen --out "$G" --conns 4 --records 600 --start $START --hours $HOURS \
