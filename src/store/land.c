@@ -363,6 +363,10 @@ int land_pressure(const struct lander *l)
 
 int land_tick(struct lander *l, int64_t now_ns, int64_t mono_ns)
 {
+    /* The writer's own count is not for other threads; status pages read
+     * this copy. */
+    atomic_store_explicit(&l->st.open_partitions, seg_open_partitions(l->raw),
+                          memory_order_relaxed);
     int rc = seg_tick(l->raw, mono_ns);
     int rq = seg_tick(quar_seg(l->quar), mono_ns);
     if (now_ns - l->last_seal_ns >= WTIME_NS_PER_S) {
@@ -421,12 +425,12 @@ void land_counts(const struct lander *l, struct land_counts *o)
     }
     o->write_errors = LD(write_errors);
     o->overflow = LD(overflow);
+    o->open_partitions = LD(open_partitions);
 #undef LD
     struct seg_stats ss;
     seg_stats(l->raw, &ss);
     o->durable = ss.records_durable;
     o->pending = seg_pending(l->raw) + seg_pending(quar_seg(l->quar));
-    o->open_partitions = seg_open_partitions(l->raw);
 }
 
 void land_counts_add(struct land_counts *o, const struct land_counts *in)

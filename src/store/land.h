@@ -50,6 +50,7 @@ struct land_stats {
     _Atomic uint64_t rejected[QUAR__COUNT]; /* quarantined, by reason */
     _Atomic uint64_t write_errors;  /* disk failures seen (retried) */
     _Atomic uint64_t overflow;      /* records parked because a writer was full */
+    _Atomic unsigned open_partitions; /* raw partitions open, as of the last tick */
 };
 
 /* A plain copy of the counters. */
