@@ -292,6 +292,13 @@ static void on_signal(struct loop *l, int fd, void *data, int mask)
     struct server *s = data;
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            /* Its default would end the process like a crash when the
+             * terminal of a foreground `weir serve` goes away. */
+            log_warn("SIGHUP ignored: weir does not reload its config; "
+                     "restart it (SIGTERM, then start) to apply a change");
+            continue;
+        }
         if (atomic_exchange(&s->draining, 1)) {
             log_info("shutdown already in progress (drain_timeout %lld ms)",
                      (long long)(s->cfg->drain_timeout_ns / WTIME_NS_PER_MS));
@@ -539,6 +546,7 @@ int server_run(const struct weir_config *cfg)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 

@@ -229,9 +229,13 @@ ok "drain: serve" serve b
 "${TOOL[@]}" flood "$port" --conns 3 --cid-base 0 --start $START --hours 3 --pad 30 \
     --duration 2.5 --pause 2 --sent-log "$TMP/drain.sent" >"$TMP/flood.out" 2>&1 &
 fpid=$!
-sleep 1
+sleep 0.5
+kill -HUP "$srv"
+sleep 0.5
 kill -TERM "$srv"
-sleep 0.3
+sleep 0.1
+kill -INT "$srv"
+sleep 0.2
 eq "drain: /health says draining (503)" "503" \
     "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$mport/health")"
 ok "drain: no new connections" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null"
@@ -240,6 +244,8 @@ eq "drain: the sender finished and was closed cleanly" 0 $?
 wait "$srv"
 rc=$?
 eq "drain: exit 0" 0 "$rc"
+ok "drain: SIGHUP was logged and ignored" grep -q "SIGHUP ignored" "$TMP/b.log"
+ok "drain: a second signal changes nothing" grep -q "shutdown already in progress" "$TMP/b.log"
 grep -q "3 closed cleanly" "$TMP/flood.out"
 eq "drain: all 3 connections closed by the server after their last byte" 0 $?
 "${TOOL[@]}" prefix "$D2" t --sent "$TMP/drain.sent" --exact --sealed --allow none >"$TMP/drain.out" 2>&1
