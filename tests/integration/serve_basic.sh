@@ -253,6 +253,44 @@ rc=$?
 sed 's/^/     /' "$TMP/drain.out"
 eq "drain: everything sent before closing landed, sealed" 0 "$rc"
 
+# --- an hour closes while the server runs ---------------------------------
+# The clock starts 2 s before 11:00 and grace is 1 s: hour 10 is sealed
+# while serving; a record for it after that is late and opens a new
+# segment; nothing is lost or doubled.
+D4=$TMP/data4
+config d "$D4" "" ""
+sed -i 's/^grace: 2d$/grace: 1s/' "$TMP/d.yaml"
+H10=1756807200                          # 2025-09-02T10:00:00Z
+WEIR_FAKE_NOW=$((H10 + 3598)) serve d
+eq "hour close: serve" 0 $?
+Z=$TMP/hour
+mkdir -p "$Z"
+for r in "{\"ts\":$H10,\"c\":1,\"s\":0}" "{\"ts\":$((H10 + 3599)),\"c\":1,\"s\":1}"; do
+    echo "$r" >>"$Z/first"
+    "${TOOL[@]}" expect "$Z/expect" "$r"
+done
+ok "hour close: send to hour 10" "$WEIR" send "127.0.0.1:$port" "$Z/first"
+sealed=no
+for _ in $(seq 1 60); do
+    if [ -n "$(find "$D4/t/raw/date=2025-09-02/hour=10" -name '*.ndjson' 2>/dev/null)" ] &&
+       [ -z "$(find "$D4/t/raw/date=2025-09-02/hour=10" -name '*.open' 2>/dev/null)" ]; then
+        sealed=yes
+        break
+    fi
+    sleep 0.1
+done
+eq "hour close: hour 10 sealed while serving" yes "$sealed"
+for r in "{\"ts\":$((H10 + 100)),\"c\":1,\"s\":2}" "{\"ts\":$((H10 + 3600)),\"c\":1,\"s\":3}"; do
+    echo "$r" >>"$Z/second"
+    "${TOOL[@]}" expect "$Z/expect" "$r"
+done
+ok "hour close: a late record and one for hour 11" "$WEIR" send "127.0.0.1:$port" "$Z/second"
+eq "hour close: the late record is counted" 1 "$(metric weir_late_records_total --pipeline t)"
+stop
+eq "hour close: exit 0" 0 "$rc"
+eq "hour close: hour 10 has two segments" 2 "$(find "$D4/t/raw/date=2025-09-02/hour=10" -name '*.ndjson' | wc -l)"
+ok "hour close: what landed is what was sent" "${TOOL[@]}" check "$D4" t --sealed --expect "$Z/expect"
+
 # --- backpressure on and off, many times over --------------------------
 # A 64 KiB write queue and a 5 ms group commit: the source pauses every
 # few dozen records and must be resumed each time (a pause taken by the
