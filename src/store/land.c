@@ -24,6 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Segments that late records reopened in closed partitions are sealed at
+ * most this often. Sealing them every second, as a partition that just
+ * closed is, made a replay of old data cut a new segment for every hour it
+ * touched every second (1,585 segments for 4,500 records over 100 hours);
+ * each is a file to list, compact and commit. A minute bounds that at the
+ * cost of late records waiting up to a minute longer for compaction. */
+#define LATE_SEAL_NS (60 * WTIME_NS_PER_S)
+
 /* A parked record: header then bytes. */
 struct park_hdr {
     uint8_t quarantine; /* 1: bytes are a formatted quarantine line */
@@ -44,7 +52,9 @@ struct lander {
     struct buf park;        /* parked records, in order */
     size_t park_off;        /* first unconsumed byte of park */
     struct buf qline;       /* scratch for formatting quarantine lines */
-    int64_t last_seal_ns;
+    int64_t last_seal_ns;   /* last look for partitions to seal */
+    int64_t last_late_ns;   /* last seal of every closed partition */
+    int64_t closed_upto;    /* partitions ending at or before this are closed */
     struct land_stats st;
 };
 
@@ -371,11 +381,19 @@ int land_tick(struct lander *l, int64_t now_ns, int64_t mono_ns)
     int rq = seg_tick(quar_seg(l->quar), mono_ns);
     if (now_ns - l->last_seal_ns >= WTIME_NS_PER_S) {
         l->last_seal_ns = now_ns;
-        int64_t cutoff = now_ns - l->cfg->grace_ns;
-        if (rc == 0)
-            rc = seg_seal_before(l->raw, cutoff);
-        if (rq == 0)
-            rq = seg_seal_before(quar_seg(l->quar), cutoff);
+        int64_t cutoff = now_ns - l->cfg->grace_ns, closed;
+        /* The start of the hour holding cutoff is the end of the newest
+         * closed hour (quarantine is by hour whatever the grain; a day ends
+         * on an hour): when it moves, a partition just closed. */
+        part_start(cutoff, PART_HOUR, &closed);
+        if (closed != l->closed_upto || now_ns - l->last_late_ns >= LATE_SEAL_NS) {
+            l->closed_upto = closed;
+            l->last_late_ns = now_ns;
+            if (rc == 0)
+                rc = seg_seal_before(l->raw, cutoff);
+            if (rq == 0)
+                rq = seg_seal_before(quar_seg(l->quar), cutoff);
+        }
     }
     if (rc == 0 && rq == 0 && parked(l))
         rc = unpark(l);

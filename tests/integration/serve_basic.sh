@@ -255,8 +255,10 @@ eq "drain: everything sent before closing landed, sealed" 0 "$rc"
 
 # --- an hour closes while the server runs ---------------------------------
 # The clock starts 2 s before 11:00 and grace is 1 s: hour 10 is sealed
-# while serving; a record for it after that is late and opens a new
-# segment; nothing is lost or doubled.
+# while serving; records for it after that are late and open a new
+# segment, one for 3 s of late records (sealing those every second made a
+# replay of old hours cut a segment per hour per second); nothing is lost
+# or doubled.
 D4=$TMP/data4
 config d "$D4" "" ""
 sed -i 's/^grace: 2d$/grace: 1s/' "$TMP/d.yaml"
@@ -280,12 +282,15 @@ for _ in $(seq 1 60); do
     sleep 0.1
 done
 eq "hour close: hour 10 sealed while serving" yes "$sealed"
-for r in "{\"ts\":$((H10 + 100)),\"c\":1,\"s\":2}" "{\"ts\":$((H10 + 3600)),\"c\":1,\"s\":3}"; do
+for s in $(seq 2 31); do
+    r="{\"ts\":$((H10 + 100 + s)),\"c\":1,\"s\":$s}"
+    [ "$s" = 31 ] && r="{\"ts\":$((H10 + 3600)),\"c\":1,\"s\":$s}"
     echo "$r" >>"$Z/second"
     "${TOOL[@]}" expect "$Z/expect" "$r"
 done
-ok "hour close: a late record and one for hour 11" "$WEIR" send "127.0.0.1:$port" "$Z/second"
-eq "hour close: the late record is counted" 1 "$(metric weir_late_records_total --pipeline t)"
+ok "hour close: 3 s of late records, then one for hour 11" \
+    "$WEIR" send --rate 10 "127.0.0.1:$port" "$Z/second"
+eq "hour close: the late records are counted" 29 "$(metric weir_late_records_total --pipeline t)"
 stop
 eq "hour close: exit 0" 0 "$rc"
 eq "hour close: hour 10 has two segments" 2 "$(find "$D4/t/raw/date=2025-09-02/hour=10" -name '*.ndjson' | wc -l)"
