@@ -24,12 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Segments that late records reopened in closed partitions are sealed at
- * most this often. Sealing them every second, as a partition that just
- * closed is, made a replay of old data cut a new segment for every hour it
- * touched every second (1,585 segments for 4,500 records over 100 hours);
- * each is a file to list, compact and commit. A minute bounds that at the
- * cost of late records waiting up to a minute longer for compaction. */
+/* Segments that late records reopened in closed partitions are sealed
+ * once late records have stopped for LATE_IDLE_NS, and at least every
+ * LATE_SEAL_NS while they keep coming. Sealing them every second, as a
+ * partition that just closed is, made a replay of old data cut a new
+ * segment for every hour it touched every second (360 segments instead of
+ * 30 for 5 s over 30 hours); each is a file to list, compact and commit.
+ * A burst of late records (a sender catching up) is sealed 2 s after it
+ * ends, so compaction sees it soon. */
+#define LATE_IDLE_NS (2 * WTIME_NS_PER_S)
 #define LATE_SEAL_NS (60 * WTIME_NS_PER_S)
 
 /* A parked record: header then bytes. */
@@ -54,6 +57,8 @@ struct lander {
     struct buf qline;       /* scratch for formatting quarantine lines */
     int64_t last_seal_ns;   /* last look for partitions to seal */
     int64_t last_late_ns;   /* last seal of every closed partition */
+    int64_t late_rec_ns;    /* arrival of the last late record */
+    int late_open;          /* late records went to closed partitions since */
     int64_t closed_upto;    /* partitions ending at or before this are closed */
     struct land_stats st;
 };
@@ -353,8 +358,11 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
     }
     int64_t start;
     part_start(ts, l->grain, &start);
-    if (part_end(start, l->grain) + l->cfg->grace_ns <= now_ns)
+    if (part_end(start, l->grain) + l->cfg->grace_ns <= now_ns) {
         INC(late);
+        l->late_open = 1;
+        l->late_rec_ns = now_ns;
+    }
     size_t outlen;
     const char *out = validator_output(l->v, &outlen);
     if (validator_coerced(l->v))
@@ -386,13 +394,18 @@ int land_tick(struct lander *l, int64_t now_ns, int64_t mono_ns)
          * closed hour (quarantine is by hour whatever the grain; a day ends
          * on an hour): when it moves, a partition just closed. */
         part_start(cutoff, PART_HOUR, &closed);
-        if (closed != l->closed_upto || now_ns - l->last_late_ns >= LATE_SEAL_NS) {
-            l->closed_upto = closed;
-            l->last_late_ns = now_ns;
+        if (closed != l->closed_upto ||
+            (l->late_open && (now_ns - l->late_rec_ns >= LATE_IDLE_NS ||
+                              now_ns - l->last_late_ns >= LATE_SEAL_NS))) {
             if (rc == 0)
                 rc = seg_seal_before(l->raw, cutoff);
             if (rq == 0)
                 rq = seg_seal_before(quar_seg(l->quar), cutoff);
+            if (rc == 0 && rq == 0) { /* else: again next second */
+                l->closed_upto = closed;
+                l->last_late_ns = now_ns;
+                l->late_open = 0;
+            }
         }
     }
     if (rc == 0 && rq == 0 && parked(l))

@@ -257,8 +257,8 @@ eq "drain: everything sent before closing landed, sealed" 0 "$rc"
 # The clock starts 2 s before 11:00 and grace is 1 s: hour 10 is sealed
 # while serving; records for it after that are late and open a new
 # segment, one for 3 s of late records (sealing those every second made a
-# replay of old hours cut a segment per hour per second); nothing is lost
-# or doubled.
+# replay of old hours cut a segment per hour per second), sealed once they
+# stop; nothing is lost or doubled.
 D4=$TMP/data4
 config d "$D4" "" ""
 sed -i 's/^grace: 2d$/grace: 1s/' "$TMP/d.yaml"
@@ -291,6 +291,12 @@ done
 ok "hour close: 3 s of late records, then one for hour 11" \
     "$WEIR" send --rate 10 "127.0.0.1:$port" "$Z/second"
 eq "hour close: the late records are counted" 29 "$(metric weir_late_records_total --pipeline t)"
+sealed=no
+for _ in $(seq 1 80); do
+    [ -z "$(find "$D4/t/raw/date=2025-09-02/hour=10" -name '*.open')" ] && sealed=yes && break
+    sleep 0.1
+done
+eq "hour close: the late segment sealed about 2 s after the late records stopped" yes "$sealed"
 stop
 eq "hour close: exit 0" 0 "$rc"
 eq "hour close: hour 10 has two segments" 2 "$(find "$D4/t/raw/date=2025-09-02/hour=10" -name '*.ndjson' | wc -l)"
