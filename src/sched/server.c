@@ -57,6 +57,7 @@ struct worker {
     int sources_left;            /* sources still draining */
     int closing;
     int64_t close_deadline;      /* mono ns */
+    int close_warned;            /* the first failed close was logged */
     int rc;                      /* 0, or EXIT code 3 */
 };
 
@@ -88,11 +89,18 @@ static int64_t worker_tick(struct loop *l, uint64_t id, void *data)
         int pressure = land_pressure(wp->land);
         if (!wp->src)
             continue;
-        if (pressure && !wp->paused) {
+        if (pressure) {
             wp->src->ops->pause(wp->src);
+            if (!wp->paused)
+                log_debug("%s: worker %u: writing fell behind, not reading",
+                          wp->p->name, w->id);
             wp->paused = 1;
-            log_debug("%s: worker %u: writing fell behind, not reading", wp->p->name, w->id);
-        } else if (!pressure && wp->paused) {
+        } else {
+            /* Always, not only when this tick paused it: the source also
+             * pauses itself the moment a record crosses the high-water
+             * mark, and the land_tick above may have cleared that before
+             * this tick ever saw the pressure. Resuming only what the tick
+             * had paused left such a source paused for good. */
             wp->src->ops->resume(wp->src);
             wp->paused = 0;
         }
@@ -104,20 +112,33 @@ static int64_t worker_close(struct loop *l, uint64_t id, void *data)
 {
     struct worker *w = data;
     int failed = 0;
+    int64_t now = wtime_mono_ns();
     for (size_t i = 0; i < w->s->cfg->npipelines; i++) {
         int rc = land_close(w->pipes[i].land);
         if (rc) {
             failed = 1;
-            log_warn("%s: worker %u: cannot finish writing yet: %s", w->pipes[i].p->name,
-                     w->id, weir_strerror(rc));
+            /* Once: a retry every 200 ms would flood the log. */
+            if (!w->close_warned)
+                log_warn("%s: worker %u: cannot finish writing yet: %s; retrying "
+                         "for up to %lld s", w->pipes[i].p->name, w->id,
+                         weir_strerror(rc),
+                         (long long)((w->close_deadline - now) / WTIME_NS_PER_S));
         }
     }
-    if (failed && wtime_mono_ns() < w->close_deadline)
+    w->close_warned |= failed;
+    if (failed && now < w->close_deadline)
         return CLOSE_RETRY_MS;
     if (failed) {
-        log_error("worker %u: gave up writing at shutdown; the records not written "
-                  "are counted in weir_pending_bytes", w->id);
+        for (size_t i = 0; i < w->s->cfg->npipelines; i++) {
+            size_t lost = land_unwritten(w->pipes[i].land);
+            if (lost)
+                log_error("%s: worker %u: gave up writing at shutdown: %zu bytes "
+                          "of records taken were not written (the disk still "
+                          "fails); they are lost", w->pipes[i].p->name, w->id, lost);
+        }
         w->rc = 3;
+    } else if (w->close_warned) {
+        log_info("worker %u: everything written after all", w->id);
     }
     loop_stop(l);
     return LOOP_TIMER_DONE;
@@ -271,6 +292,13 @@ static void on_signal(struct loop *l, int fd, void *data, int mask)
     struct server *s = data;
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            /* Its default would end the process like a crash when the
+             * terminal of a foreground `weir serve` goes away. */
+            log_warn("SIGHUP ignored: weir does not reload its config; "
+                     "restart it (SIGTERM, then start) to apply a change");
+            continue;
+        }
         if (atomic_exchange(&s->draining, 1)) {
             log_info("shutdown already in progress (drain_timeout %lld ms)",
                      (long long)(s->cfg->drain_timeout_ns / WTIME_NS_PER_MS));
@@ -284,6 +312,15 @@ static void on_signal(struct loop *l, int fd, void *data, int mask)
 }
 
 /* ---- start-up ----------------------------------------------------------- */
+
+/* Put "what: " in front of e's message. (errmsg_set(e, .., e->text) would
+ * format the message over itself.) */
+static int error_prefix(struct weir_errmsg *e, int code, const char *what)
+{
+    char was[sizeof e->text];
+    snprintf(was, sizeof was, "%s", e->text);
+    return errmsg_set(e, code, "%s: %s", what, was);
+}
 
 static int load_schemas(struct server *s, struct weir_errmsg *e)
 {
@@ -379,8 +416,10 @@ static int start_workers(struct server *s, struct weir_errmsg *e)
         struct net_addr a, bound;
         if ((rc = net_addr_parse(&a, text, e)) != 0)
             break;
-        if ((rc = listen_open_group(&a, (int)s->nworkers, 1024, fds, &bound, e)) != 0) {
-            errmsg_set(e, rc, "pipeline %s: %s", p->name, e->text);
+        if ((rc = listen_open_group(&a, (int)s->nworkers, 0, fds, &bound, e)) != 0) {
+            char what[CONFIG_NAME_MAX + 16];
+            snprintf(what, sizeof what, "pipeline %s", p->name);
+            error_prefix(e, rc, what);
             break;
         }
         char src[400];
@@ -420,9 +459,12 @@ static int start_http(struct server *s, struct weir_errmsg *e)
     config_format_addr(&cfg->metrics, text, sizeof text);
     struct net_addr a, bound;
     int fd, rc;
+    /* A group of one: it checks that nobody listens there yet, which a
+     * lone SO_REUSEPORT bind would not (two servers would then share the
+     * port and answer for each other). */
     if ((rc = net_addr_parse(&a, text, e)) != 0 ||
-        (rc = listen_open(&a, 64, &fd, &bound, e)) != 0)
-        return errmsg_set(e, rc, "metrics: %s", e->text);
+        (rc = listen_open_group(&a, 1, 64, &fd, &bound, e)) != 0)
+        return error_prefix(e, rc, "metrics");
     if ((rc = http_server_new(s->main, fd, http_handler, s, &s->http, e)) != 0)
         return rc;
     log_info("metrics, health and status on http://%s/", bound.text);
@@ -504,6 +546,7 @@ int server_run(const struct weir_config *cfg)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
