@@ -20,6 +20,8 @@
 #include "obs/metrics.h"
 #include "schema/schema.h"
 #include "sources/tcp.h"
+#include "sched/scheduler.h"
+#include "store/compact.h"
 #include "store/land.h"
 #include "store/quarantine.h"
 #include "store/recover.h"
@@ -75,6 +77,10 @@ struct server {
     int64_t started_ns;
     atomic_int draining;
     unsigned workers_exited;
+    struct compactor *compactor; /* compacts closed hours, applies retention */
+    struct scheduler *sched;     /* runs models when their inputs are ready */
+    int64_t last_closed;         /* start of the last partition seen closed */
+    uint64_t last_sealed;        /* raw segments sealed, over all landers */
 };
 
 /* ---- worker ------------------------------------------------------------- */
@@ -185,6 +191,38 @@ static void *worker_main(void *arg)
     loop_run(w->loop);
     loop_post(w->s->main, main_worker_exited, w->s);
     return NULL;
+}
+
+/*
+ * The main loop's clock for the batch side: when an hour closes (its end
+ * plus grace has passed) the compactor is told at once, and the scheduler
+ * (models) right after; both also look by themselves every minute or so,
+ * which covers day partitions and late data.
+ */
+#define CLOSE_CHECK_MS 1000
+
+static int64_t main_hour_check(struct loop *l, uint64_t id, void *data)
+{
+    struct server *s = data;
+    int64_t closed = wtime_now_ns() - s->cfg->grace_ns;
+    closed -= ((closed % WTIME_NS_PER_HOUR) + WTIME_NS_PER_HOUR) % WTIME_NS_PER_HOUR;
+    /* Segments of closed hours are sealed by the workers a little after
+     * the hour (or after late records stop): that is when compaction can
+     * take them. */
+    uint64_t sealed = 0;
+    for (unsigned k = 0; k < s->nworkers; k++)
+        for (size_t i = 0; i < s->cfg->npipelines; i++) {
+            struct land_counts lc;
+            land_counts(s->workers[k].pipes[i].land, &lc);
+            sealed += lc.sealed;
+        }
+    if (closed != s->last_closed || sealed != s->last_sealed) {
+        s->last_closed = closed;
+        s->last_sealed = sealed;
+        compactor_kick(s->compactor);
+        sched_kick(s->sched);
+    }
+    return CLOSE_CHECK_MS;
 }
 
 /* ---- snapshot and HTTP -------------------------------------------------- */
@@ -576,6 +614,11 @@ int server_run(const struct weir_config *cfg)
         exit_code = 3;
         goto done;
     }
+    if ((rc = compactor_start(cfg, s.schemas, &s.compactor, &e)) != 0 ||
+        (rc = sched_start(cfg, 0, &s.sched, &e)) != 0) {
+        exit_code = 3;
+        goto done;
+    }
     if ((rc = start_http(&s, &e)) != 0 || (rc = start_workers(&s, &e)) != 0) {
         exit_code = rc == WEIR_ENOMEM ? 3 : 2;
         /* Workers already running must be stopped before we free them. */
@@ -589,17 +632,27 @@ int server_run(const struct weir_config *cfg)
     }
     log_info("weir %s serving %zu pipeline%s, data in %s (node %s)", WEIR_VERSION,
              cfg->npipelines, cfg->npipelines == 1 ? "" : "s", cfg->data_dir, cfg->node);
+    loop_timer_add(s.main, CLOSE_CHECK_MS, main_hour_check, &s);
     loop_run(s.main);
     for (unsigned k = 0; k < s.nworkers; k++) {
         pthread_join(s.workers[k].thread, NULL);
         if (s.workers[k].rc)
             exit_code = 3;
     }
+    /* The batch side stops after the workers: a compaction or model run in
+     * progress is interrupted and left to the next start (both are
+     * idempotent, docs/lake.md and docs/models.md). */
+    sched_stop(s.sched);
+    s.sched = NULL;
+    compactor_stop(s.compactor);
+    s.compactor = NULL;
     log_final(&s);
     log_info("stopped%s", exit_code ? " with unwritten records" : " cleanly");
 done:
     if (exit_code && e.text[0])
         log_error("%s", e.text);
+    sched_stop(s.sched);
+    compactor_stop(s.compactor);
     server_release(&s);
     return exit_code;
 }

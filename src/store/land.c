@@ -461,6 +461,7 @@ void land_counts(const struct lander *l, struct land_counts *o)
     struct seg_stats ss;
     seg_stats(l->raw, &ss);
     o->durable = ss.records_durable;
+    o->sealed = ss.segments_sealed;
     o->pending = seg_pending(l->raw) + seg_pending(quar_seg(l->quar));
 }
 
@@ -480,4 +481,5 @@ void land_counts_add(struct land_counts *o, const struct land_counts *in)
     o->durable += in->durable;
     o->pending += in->pending;
     o->open_partitions += in->open_partitions;
+    o->sealed += in->sealed;
 }

@@ -63,6 +63,7 @@ struct land_counts {
                                        (never policy: handed to the OS) */
     uint64_t pending;               /* bytes not durable yet, now */
     unsigned open_partitions;
+    uint64_t sealed;                /* raw segments sealed (compaction can take them) */
 };
 
 struct lander;
