@@ -44,6 +44,8 @@ const struct cli_cmd cli_commands[] = {
      "Per pipeline: records, valid, quarantined by reason, late, connections,\n"
      "backpressure (from the running server's /status endpoint), and on disk:\n"
      "partitions, raw segments (sealed / being written), quarantine.\n"
+     "Per model: partitions run, and the failing ones with their error and\n"
+     "next retry (weir models shows every partition).\n"
      "\n"
      "  -c, --config FILE   the config the server runs with\n"
      "      --json          print the server's /status JSON as is\n"
