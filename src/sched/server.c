@@ -365,6 +365,12 @@ static int load_schemas(struct server *s, struct weir_errmsg *e)
     const struct weir_config *cfg = s->cfg;
     for (size_t i = 0; i < cfg->npipelines; i++) {
         const struct config_pipeline *p = &cfg->pipelines[i];
+        /* Refuse rather than listen in clear text where TLS was asked. */
+        if (p->source.tls.cert)
+            return errmsg_set(e, WEIR_EUNSUPPORTED,
+                              "pipeline %s: source.tls is not supported yet; remove it "
+                              "or terminate TLS in front of weir (e.g. stunnel)",
+                              p->name);
         struct schema_opts so = {
             .lax = p->lax,
             .format_assert = p->format_assert,
