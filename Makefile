@@ -15,7 +15,7 @@ BUILD ?= build/$(MODE)
 CC ?= cc
 
 DUCKDB_PREFIX ?= $(CURDIR)/.deps/duckdb
-PKGS := yaml-0.1 libpcre2-8 libzstd rdkafka
+PKGS := yaml-0.1 libpcre2-8 libzstd libpq libmariadb rdkafka
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wno-unused-parameter -Wvla -Wformat=2
@@ -95,7 +95,8 @@ test: deps
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 # Fuzz targets link the parsers only (no DuckDB, no I/O backends).
-FUZZ_LIB_SRCS := $(sort $(wildcard src/core/*.c src/schema/*.c src/config/*.c) src/net/framing.c)
+FUZZ_LIB_SRCS := $(sort $(wildcard src/core/*.c src/schema/*.c src/config/*.c) src/net/framing.c \
+                 src/store/tablelog.c src/store/segment.c src/store/partition.c)
 fuzz: $(FUZZ_BINS)
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)

@@ -54,5 +54,16 @@ int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_requeue(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
+int cmd_optimize(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+
+/* The lake's maintenance commands share their options (cmd_compact.c). */
+enum cli_maint { M_COMPACT = 0, M_OPTIMIZE, M_GC };
+int cmd_maint(enum cli_maint m, int argc, char **argv);
 
 #endif

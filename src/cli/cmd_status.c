@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/wtime.h"
+#include "sched/models.h"
 #include "schema/json.h"
 #include "store/segment.h"
 
@@ -97,6 +98,32 @@ static int find_pipeline(const struct json_doc *d, const char *name)
         i = d->toks[i].next;
     }
     return -1;
+}
+
+/* Per model: partitions run, failing ones with their error and next try. */
+static void model_part(const struct weir_config *cfg, const struct config_model *m)
+{
+    struct model_state *v = NULL;
+    size_t n = 0, failed = 0;
+    struct weir_errmsg e = {0};
+    printf("\nmodel %s\n", m->name);
+    if (model_states(cfg, m, &v, &n, &e) != 0) {
+        printf("  %-12s %s\n", "state", e.text);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        failed += !v[i].ok;
+    printf("  %-12s %zu partitions run, %zu ok, %zu failing\n", "runs", n, n - failed,
+           failed);
+    for (size_t i = 0, shown = 0; i < n && shown < 5; i++) {
+        if (v[i].ok)
+            continue;
+        char next[40];
+        wtime_format_rfc3339(v[i].next_try_ns, 0, next, sizeof next);
+        printf("  %-12s %s: %u attempts, next try %s: %.200s\n", shown++ ? "" : "failing",
+               v[i].key, v[i].attempts, next, v[i].error);
+    }
+    free(v);
 }
 
 static void human_bytes(double b, char *out, size_t cap)
@@ -239,6 +266,8 @@ int cmd_status(int argc, char **argv)
         disk_part(&cfg, name, "raw");
         disk_part(&cfg, name, "quarantine");
     }
+    for (size_t i = 0; i < cfg.nmodels; i++)
+        model_part(&cfg, &cfg.models[i]);
 out:
     json_doc_release(&d1);
     json_doc_release(&d2);

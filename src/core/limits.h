@@ -89,4 +89,72 @@
 #define WEIR_DEFAULT_KAFKA_BATCH_BYTES (4u << 20)
 #define WEIR_DEFAULT_KAFKA_BATCH_WAIT_MS 500
 
+/* Table log (store/tablelog.h). A commit lists the files of one compaction
+ * or optimize (a few hundred at most, ~300 bytes each): 64 MiB is far past
+ * any real one and bounds what a reader allocates for a damaged file. A
+ * checkpoint holds the whole state: 1 GiB is ~3 million live files.
+ * Config: none. */
+#define WEIR_TL_MAX_COMMIT_BYTES (64u << 20)
+#define WEIR_TL_MAX_CHECKPOINT_BYTES (1u << 30)
+
+/* Unreferenced Parquet and temp files younger than this survive recovery:
+ * a writer may be between its last write and its commit. An hour covers a
+ * DuckDB COPY that computes for a long time before its first write, and
+ * costs only disk for an hour after a crash. Config: none (tl_recover). */
+#define WEIR_DEFAULT_ORPHAN_GRACE_S 3600
+
+/* Files removed from a table stay on disk, and old versions readable with
+ * --as-of, this long (Delta's default for deleted files). Config: per
+ * pipeline retention. */
+#define WEIR_DEFAULT_VACUUM_RETENTION_S (7 * 86400)
+
+/* Rows per Parquet row group written by compaction. DuckDB reads row
+ * groups in parallel and skips them by their min/max; 122,880 (its
+ * default) keeps a one-hour file of a few million rows splittable across
+ * cores, and small telemetry rows compress as well as in larger groups
+ * (1 M rows: 6.9 MB either way). Config: none. */
+#define WEIR_PARQUET_ROW_GROUP_ROWS 122880
+
+/* serve's background compactor shares the machine with ingest: one DuckDB
+ * thread, bounded memory (a COPY streams; 1 GB leaves DuckDB room for wide
+ * rows and sorts a partition never needs). It looks for closed hours every
+ * minute (and when kicked), and runs retention hourly. Config: none. */
+#define WEIR_COMPACTOR_THREADS 1
+#define WEIR_COMPACTOR_MEMORY_LIMIT "1GB"
+#define WEIR_COMPACTOR_INTERVAL_S 60
+#define WEIR_COMPACTOR_GC_INTERVAL_S 3600
+
+/* SQL models (sched/models.h): the longest model SQL file; a failed
+ * partition is retried after 60 s, doubling per failure up to an hour, so
+ * a warehouse that is down for a day costs 24 tries, not thousands. The
+ * scheduler looks for partitions to run every 30 s (and when kicked), and
+ * its DuckDB gets the compactor's limits. Config: none. */
+#define WEIR_MODEL_MAX_SQL (1u << 20)
+#define WEIR_MODEL_RETRY_BASE_S 60
+#define WEIR_MODEL_RETRY_MAX_S 3600
+#define WEIR_SCHED_INTERVAL_S 30
+
+/* Rows `weir query --format table` keeps to align columns; csv and json
+ * stream any number. Longest SQL text weir query reads. Config: none. */
+#define WEIR_QUERY_TABLE_MAX_ROWS 100000
+#define WEIR_QUERY_MAX_SQL (16u << 20)
+
+/* Warehouse loads (src/sinks/). One decoded row of a load is held in
+ * memory at a time; 16 MiB is far past any aggregate row and bounds a
+ * runaway quoted field (a missing closing '"' would otherwise swallow the
+ * whole input). Config: none (sink_options.max_row_bytes in code). */
+#define WEIR_SINK_MAX_ROW (16u << 20)
+
+/* Columns a load may have: PostgreSQL's own table limit. Config: none. */
+#define WEIR_SINK_MAX_COLUMNS 1600
+
+/* Bytes of re-encoded rows sent to the server at a time (one COPY data
+ * message, one LOAD DATA packet batch). 256 KiB amortises the calls while
+ * staying far under any server's packet limit. Config: none. */
+#define WEIR_SINK_CHUNK (256u << 10)
+
+/* Seconds to wait for a warehouse connection when the DSN sets no
+ * connect_timeout: a scheduler retries later rather than hang. */
+#define WEIR_SINK_CONNECT_TIMEOUT_S 10
+
 #endif

@@ -151,6 +151,9 @@ int wtime_parse_rfc3339(const char *s, size_t n, int64_t *ns)
     if (tm.mon < 1 || tm.mon > 12 || tm.mday < 1 ||
         tm.mday > days_in_month(tm.year, tm.mon))
         return WEIR_EPARSE;
+    /* int64 ns covers 1677-09-21 .. 2262-04-11; stay well inside it. */
+    if (tm.year < WTIME_MIN_YEAR || tm.year > WTIME_MAX_YEAR)
+        return WEIR_EPARSE;
     if (n < 19 || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
         digits(s, n, 11, 2, &tm.hour) || s[13] != ':' ||
         digits(s, n, 14, 2, &tm.min) || s[16] != ':' || digits(s, n, 17, 2, &tm.sec))
@@ -193,7 +196,13 @@ int wtime_parse_rfc3339(const char *s, size_t n, int64_t *ns)
     }
     if (i != n)
         return WEIR_EPARSE;
-    *ns = wtime_join(&tm) - offset;
+    /* A leap second or an offset can carry the instant out of the years
+     * allowed; the result must format back to a time that parses. */
+    int64_t v = wtime_join(&tm) - offset;
+    if (v < wtime_days_from_civil(WTIME_MIN_YEAR, 1, 1) * WTIME_NS_PER_DAY ||
+        v >= wtime_days_from_civil(WTIME_MAX_YEAR + 1, 1, 1) * WTIME_NS_PER_DAY)
+        return WEIR_EPARSE;
+    *ns = v;
     return 0;
 }
 
@@ -204,7 +213,8 @@ int wtime_parse_point(const char *s, int64_t *ns)
     if (n == 10 && !digits(s, n, 0, 4, &tm.year) && s[4] == '-' &&
         !digits(s, n, 5, 2, &tm.mon) && s[7] == '-' && !digits(s, n, 8, 2, &tm.mday)) {
         if (tm.mon < 1 || tm.mon > 12 || tm.mday < 1 ||
-            tm.mday > days_in_month(tm.year, tm.mon))
+            tm.mday > days_in_month(tm.year, tm.mon) ||
+            tm.year < WTIME_MIN_YEAR || tm.year > WTIME_MAX_YEAR)
             return WEIR_EPARSE;
         *ns = wtime_join(&tm);
         return 0;

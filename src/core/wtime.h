@@ -21,6 +21,10 @@
 #define WTIME_NS_PER_HOUR (INT64_C(3600) * WTIME_NS_PER_S)
 #define WTIME_NS_PER_DAY (INT64_C(86400) * WTIME_NS_PER_S)
 
+/* Years a parsed time may have: int64 ns spans 1677-09-21 .. 2262-04-11. */
+#define WTIME_MIN_YEAR 1678
+#define WTIME_MAX_YEAR 2261
+
 struct wtime_tm {
     int year;  /* e.g. 2025 */
     int mon;   /* 1..12 */
@@ -51,7 +55,8 @@ void wtime_civil_from_days(int64_t z, int *y, int *m, int *d);
  * Parse an RFC 3339 timestamp ("2025-09-02T10:00:00Z",
  * "2025-09-02T12:00:00.123+02:00"; 't', 'z' and a space for 'T' accepted)
  * into ns. Returns 0 or WEIR_EPARSE. Leap second 60 is accepted and folded
- * into the next second.
+ * into the next second. Years outside WTIME_MIN_YEAR..WTIME_MAX_YEAR are
+ * refused (they do not fit in int64 ns).
  */
 int wtime_parse_rfc3339(const char *s, size_t n, int64_t *ns);
 

@@ -19,6 +19,7 @@ static const struct counter counters[] = {
     {"weir_records_total", "Records received (valid and invalid).", PS(land.records), 0},
     {"weir_received_bytes_total", "Bytes of records received.", PS(land.bytes), 0},
     {"weir_valid_records_total", "Records validated and filed in raw segments.", PS(land.valid), 0},
+    {"weir_durable_records_total", "Valid records fsynced in raw segments (fsync never: written to the OS).", PS(land.durable), 0},
     {"weir_valid_bytes_total", "Bytes filed in raw segments.", PS(land.valid_bytes), 0},
     {"weir_coerced_records_total", "Valid records after lax coercion.", PS(land.coerced), 0},
     {"weir_late_records_total", "Valid records for a partition already closed.", PS(land.late), 0},

@@ -21,6 +21,8 @@
 #include "schema/schema.h"
 #include "sources/kafka.h"
 #include "sources/tcp.h"
+#include "sched/scheduler.h"
+#include "store/compact.h"
 #include "store/land.h"
 #include "store/quarantine.h"
 #include "store/recover.h"
@@ -58,6 +60,7 @@ struct worker {
     int sources_left;            /* sources still draining */
     int closing;
     int64_t close_deadline;      /* mono ns */
+    int close_warned;            /* the first failed close was logged */
     int rc;                      /* 0, or EXIT code 3 */
 };
 
@@ -75,6 +78,10 @@ struct server {
     int64_t started_ns;
     atomic_int draining;
     unsigned workers_exited;
+    struct compactor *compactor; /* compacts closed hours, applies retention */
+    struct scheduler *sched;     /* runs models when their inputs are ready */
+    int64_t last_closed;         /* start of the last partition seen closed */
+    uint64_t last_sealed;        /* raw segments sealed, over all landers */
 };
 
 /* ---- worker ------------------------------------------------------------- */
@@ -89,11 +96,18 @@ static int64_t worker_tick(struct loop *l, uint64_t id, void *data)
         int pressure = land_pressure(wp->land);
         if (!wp->src)
             continue;
-        if (pressure && !wp->paused) {
+        if (pressure) {
             wp->src->ops->pause(wp->src);
+            if (!wp->paused)
+                log_debug("%s: worker %u: writing fell behind, not reading",
+                          wp->p->name, w->id);
             wp->paused = 1;
-            log_debug("%s: worker %u: writing fell behind, not reading", wp->p->name, w->id);
-        } else if (!pressure && wp->paused) {
+        } else {
+            /* Always, not only when this tick paused it: the source also
+             * pauses itself the moment a record crosses the high-water
+             * mark, and the land_tick above may have cleared that before
+             * this tick ever saw the pressure. Resuming only what the tick
+             * had paused left such a source paused for good. */
             wp->src->ops->resume(wp->src);
             wp->paused = 0;
         }
@@ -105,20 +119,33 @@ static int64_t worker_close(struct loop *l, uint64_t id, void *data)
 {
     struct worker *w = data;
     int failed = 0;
+    int64_t now = wtime_mono_ns();
     for (size_t i = 0; i < w->s->cfg->npipelines; i++) {
         int rc = land_close(w->pipes[i].land);
         if (rc) {
             failed = 1;
-            log_warn("%s: worker %u: cannot finish writing yet: %s", w->pipes[i].p->name,
-                     w->id, weir_strerror(rc));
+            /* Once: a retry every 200 ms would flood the log. */
+            if (!w->close_warned)
+                log_warn("%s: worker %u: cannot finish writing yet: %s; retrying "
+                         "for up to %lld s", w->pipes[i].p->name, w->id,
+                         weir_strerror(rc),
+                         (long long)((w->close_deadline - now) / WTIME_NS_PER_S));
         }
     }
-    if (failed && wtime_mono_ns() < w->close_deadline)
+    w->close_warned |= failed;
+    if (failed && now < w->close_deadline)
         return CLOSE_RETRY_MS;
     if (failed) {
-        log_error("worker %u: gave up writing at shutdown; the records not written "
-                  "are counted in weir_pending_bytes", w->id);
+        for (size_t i = 0; i < w->s->cfg->npipelines; i++) {
+            size_t lost = land_unwritten(w->pipes[i].land);
+            if (lost)
+                log_error("%s: worker %u: gave up writing at shutdown: %zu bytes "
+                          "of records taken were not written (the disk still "
+                          "fails); they are lost", w->pipes[i].p->name, w->id, lost);
+        }
         w->rc = 3;
+    } else if (w->close_warned) {
+        log_info("worker %u: everything written after all", w->id);
     }
     loop_stop(l);
     return LOOP_TIMER_DONE;
@@ -165,6 +192,38 @@ static void *worker_main(void *arg)
     loop_run(w->loop);
     loop_post(w->s->main, main_worker_exited, w->s);
     return NULL;
+}
+
+/*
+ * The main loop's clock for the batch side: when an hour closes (its end
+ * plus grace has passed) the compactor is told at once, and the scheduler
+ * (models) right after; both also look by themselves every minute or so,
+ * which covers day partitions and late data.
+ */
+#define CLOSE_CHECK_MS 1000
+
+static int64_t main_hour_check(struct loop *l, uint64_t id, void *data)
+{
+    struct server *s = data;
+    int64_t closed = wtime_now_ns() - s->cfg->grace_ns;
+    closed -= ((closed % WTIME_NS_PER_HOUR) + WTIME_NS_PER_HOUR) % WTIME_NS_PER_HOUR;
+    /* Segments of closed hours are sealed by the workers a little after
+     * the hour (or after late records stop): that is when compaction can
+     * take them. */
+    uint64_t sealed = 0;
+    for (unsigned k = 0; k < s->nworkers; k++)
+        for (size_t i = 0; i < s->cfg->npipelines; i++) {
+            struct land_counts lc;
+            land_counts(s->workers[k].pipes[i].land, &lc);
+            sealed += lc.sealed;
+        }
+    if (closed != s->last_closed || sealed != s->last_sealed) {
+        s->last_closed = closed;
+        s->last_sealed = sealed;
+        compactor_kick(s->compactor);
+        sched_kick(s->sched);
+    }
+    return CLOSE_CHECK_MS;
 }
 
 /* ---- snapshot and HTTP -------------------------------------------------- */
@@ -272,6 +331,13 @@ static void on_signal(struct loop *l, int fd, void *data, int mask)
     struct server *s = data;
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            /* Its default would end the process like a crash when the
+             * terminal of a foreground `weir serve` goes away. */
+            log_warn("SIGHUP ignored: weir does not reload its config; "
+                     "restart it (SIGTERM, then start) to apply a change");
+            continue;
+        }
         if (atomic_exchange(&s->draining, 1)) {
             log_info("shutdown already in progress (drain_timeout %lld ms)",
                      (long long)(s->cfg->drain_timeout_ns / WTIME_NS_PER_MS));
@@ -286,11 +352,26 @@ static void on_signal(struct loop *l, int fd, void *data, int mask)
 
 /* ---- start-up ----------------------------------------------------------- */
 
+/* Put "what: " in front of e's message. (errmsg_set(e, .., e->text) would
+ * format the message over itself.) */
+static int error_prefix(struct weir_errmsg *e, int code, const char *what)
+{
+    char was[sizeof e->text];
+    snprintf(was, sizeof was, "%s", e->text);
+    return errmsg_set(e, code, "%s: %s", what, was);
+}
+
 static int load_schemas(struct server *s, struct weir_errmsg *e)
 {
     const struct weir_config *cfg = s->cfg;
     for (size_t i = 0; i < cfg->npipelines; i++) {
         const struct config_pipeline *p = &cfg->pipelines[i];
+        /* Refuse rather than listen in clear text where TLS was asked. */
+        if (p->source.tls.cert)
+            return errmsg_set(e, WEIR_EUNSUPPORTED,
+                              "pipeline %s: source.tls is not supported yet; remove it "
+                              "or terminate TLS in front of weir (e.g. stunnel)",
+                              p->name);
         struct schema_opts so = {
             .lax = p->lax,
             .format_assert = p->format_assert,
@@ -392,8 +473,10 @@ static int start_workers(struct server *s, struct weir_errmsg *e)
         struct net_addr a, bound;
         if ((rc = net_addr_parse(&a, text, e)) != 0)
             break;
-        if ((rc = listen_open_group(&a, (int)s->nworkers, 1024, fds, &bound, e)) != 0) {
-            errmsg_set(e, rc, "pipeline %s: %s", p->name, e->text);
+        if ((rc = listen_open_group(&a, (int)s->nworkers, 0, fds, &bound, e)) != 0) {
+            char what[CONFIG_NAME_MAX + 16];
+            snprintf(what, sizeof what, "pipeline %s", p->name);
+            error_prefix(e, rc, what);
             break;
         }
         char src[400];
@@ -433,9 +516,12 @@ static int start_http(struct server *s, struct weir_errmsg *e)
     config_format_addr(&cfg->metrics, text, sizeof text);
     struct net_addr a, bound;
     int fd, rc;
+    /* A group of one: it checks that nobody listens there yet, which a
+     * lone SO_REUSEPORT bind would not (two servers would then share the
+     * port and answer for each other). */
     if ((rc = net_addr_parse(&a, text, e)) != 0 ||
-        (rc = listen_open(&a, 64, &fd, &bound, e)) != 0)
-        return errmsg_set(e, rc, "metrics: %s", e->text);
+        (rc = listen_open_group(&a, 1, 64, &fd, &bound, e)) != 0)
+        return error_prefix(e, rc, "metrics");
     if ((rc = http_server_new(s->main, fd, http_handler, s, &s->http, e)) != 0)
         return rc;
     log_info("metrics, health and status on http://%s/", bound.text);
@@ -517,6 +603,7 @@ int server_run(const struct weir_config *cfg)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -546,6 +633,11 @@ int server_run(const struct weir_config *cfg)
         exit_code = 3;
         goto done;
     }
+    if ((rc = compactor_start(cfg, s.schemas, &s.compactor, &e)) != 0 ||
+        (rc = sched_start(cfg, 0, &s.sched, &e)) != 0) {
+        exit_code = 3;
+        goto done;
+    }
     if ((rc = start_http(&s, &e)) != 0 || (rc = start_workers(&s, &e)) != 0) {
         exit_code = rc == WEIR_ENOMEM ? 3 : 2;
         /* Workers already running must be stopped before we free them. */
@@ -559,17 +651,27 @@ int server_run(const struct weir_config *cfg)
     }
     log_info("weir %s serving %zu pipeline%s, data in %s (node %s)", WEIR_VERSION,
              cfg->npipelines, cfg->npipelines == 1 ? "" : "s", cfg->data_dir, cfg->node);
+    loop_timer_add(s.main, CLOSE_CHECK_MS, main_hour_check, &s);
     loop_run(s.main);
     for (unsigned k = 0; k < s.nworkers; k++) {
         pthread_join(s.workers[k].thread, NULL);
         if (s.workers[k].rc)
             exit_code = 3;
     }
+    /* The batch side stops after the workers: a compaction or model run in
+     * progress is interrupted and left to the next start (both are
+     * idempotent, docs/lake.md and docs/models.md). */
+    sched_stop(s.sched);
+    s.sched = NULL;
+    compactor_stop(s.compactor);
+    s.compactor = NULL;
     log_final(&s);
     log_info("stopped%s", exit_code ? " with unwritten records" : " cleanly");
 done:
     if (exit_code && e.text[0])
         log_error("%s", e.text);
+    sched_stop(s.sched);
+    compactor_stop(s.compactor);
     server_release(&s);
     return exit_code;
 }

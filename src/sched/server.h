@@ -6,7 +6,9 @@
  * landers (no lock shared on the record path), serves /metrics, /health and
  * /status on the main thread, and on SIGTERM or SIGINT shuts down cleanly:
  * stop accepting, read what connected senders already sent (up to
- * drain_timeout), flush, fsync, seal, log the counters, return 0.
+ * drain_timeout), flush, fsync, seal, log the counters, return 0. A
+ * second SIGTERM/SIGINT changes nothing (it is logged); SIGHUP is logged
+ * and ignored (there is no config reload).
  *
  * docs/ingest.md describes the path of a record; docs/operations.md the
  * signals, metrics and exit codes.

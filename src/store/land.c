@@ -24,6 +24,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Segments that late records reopened in closed partitions are sealed
+ * once late records have stopped for LATE_IDLE_NS, and at least every
+ * LATE_SEAL_NS while they keep coming. Sealing them every second, as a
+ * partition that just closed is, made a replay of old data cut a new
+ * segment for every hour it touched every second (360 segments instead of
+ * 30 for 5 s over 30 hours); each is a file to list, compact and commit.
+ * A burst of late records (a sender catching up) is sealed 2 s after it
+ * ends, so compaction sees it soon. */
+#define LATE_IDLE_NS (2 * WTIME_NS_PER_S)
+#define LATE_SEAL_NS (60 * WTIME_NS_PER_S)
+
 /* A parked record: header then bytes. */
 struct park_hdr {
     uint8_t quarantine; /* 1: bytes are a formatted quarantine line */
@@ -44,7 +55,11 @@ struct lander {
     struct buf park;        /* parked records, in order */
     size_t park_off;        /* first unconsumed byte of park */
     struct buf qline;       /* scratch for formatting quarantine lines */
-    int64_t last_seal_ns;
+    int64_t last_seal_ns;   /* last look for partitions to seal */
+    int64_t last_late_ns;   /* last seal of every closed partition */
+    int64_t late_rec_ns;    /* arrival of the last late record */
+    int late_open;          /* late records went to closed partitions since */
+    int64_t closed_upto;    /* partitions ending at or before this are closed */
     struct land_stats st;
 };
 
@@ -343,8 +358,11 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
     }
     int64_t start;
     part_start(ts, l->grain, &start);
-    if (part_end(start, l->grain) + l->cfg->grace_ns <= now_ns)
+    if (part_end(start, l->grain) + l->cfg->grace_ns <= now_ns) {
         INC(late);
+        l->late_open = 1;
+        l->late_rec_ns = now_ns;
+    }
     size_t outlen;
     const char *out = validator_output(l->v, &outlen);
     if (validator_coerced(l->v))
@@ -363,15 +381,32 @@ int land_pressure(const struct lander *l)
 
 int land_tick(struct lander *l, int64_t now_ns, int64_t mono_ns)
 {
+    /* The writer's own count is not for other threads; status pages read
+     * this copy. */
+    atomic_store_explicit(&l->st.open_partitions, seg_open_partitions(l->raw),
+                          memory_order_relaxed);
     int rc = seg_tick(l->raw, mono_ns);
     int rq = seg_tick(quar_seg(l->quar), mono_ns);
     if (now_ns - l->last_seal_ns >= WTIME_NS_PER_S) {
         l->last_seal_ns = now_ns;
-        int64_t cutoff = now_ns - l->cfg->grace_ns;
-        if (rc == 0)
-            rc = seg_seal_before(l->raw, cutoff);
-        if (rq == 0)
-            rq = seg_seal_before(quar_seg(l->quar), cutoff);
+        int64_t cutoff = now_ns - l->cfg->grace_ns, closed;
+        /* The start of the hour holding cutoff is the end of the newest
+         * closed hour (quarantine is by hour whatever the grain; a day ends
+         * on an hour): when it moves, a partition just closed. */
+        part_start(cutoff, PART_HOUR, &closed);
+        if (closed != l->closed_upto ||
+            (l->late_open && (now_ns - l->late_rec_ns >= LATE_IDLE_NS ||
+                              now_ns - l->last_late_ns >= LATE_SEAL_NS))) {
+            if (rc == 0)
+                rc = seg_seal_before(l->raw, cutoff);
+            if (rq == 0)
+                rq = seg_seal_before(quar_seg(l->quar), cutoff);
+            if (rc == 0 && rq == 0) { /* else: again next second */
+                l->closed_upto = closed;
+                l->last_late_ns = now_ns;
+                l->late_open = 0;
+            }
+        }
     }
     if (rc == 0 && rq == 0 && parked(l))
         rc = unpark(l);
@@ -397,6 +432,12 @@ int land_close(struct lander *l)
     if (rc == 0 && parked(l))
         rc = WEIR_EAGAIN;
     return rc ? rc : r1 ? r1 : r2;
+}
+
+size_t land_unwritten(const struct lander *l)
+{
+    return seg_pending(l->raw) + seg_pending(quar_seg(l->quar)) +
+           (l->park.len - l->park_off);
 }
 
 int land_sync(struct lander *l)
@@ -440,9 +481,13 @@ void land_counts(const struct lander *l, struct land_counts *o)
     }
     o->write_errors = LD(write_errors);
     o->overflow = LD(overflow);
+    o->open_partitions = LD(open_partitions);
 #undef LD
+    struct seg_stats ss;
+    seg_stats(l->raw, &ss);
+    o->durable = ss.records_durable;
+    o->sealed = ss.segments_sealed;
     o->pending = seg_pending(l->raw) + seg_pending(quar_seg(l->quar));
-    o->open_partitions = seg_open_partitions(l->raw);
 }
 
 void land_counts_add(struct land_counts *o, const struct land_counts *in)
@@ -458,6 +503,8 @@ void land_counts_add(struct land_counts *o, const struct land_counts *in)
     o->rejected_total += in->rejected_total;
     o->write_errors += in->write_errors;
     o->overflow += in->overflow;
+    o->durable += in->durable;
     o->pending += in->pending;
     o->open_partitions += in->open_partitions;
+    o->sealed += in->sealed;
 }

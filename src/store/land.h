@@ -50,6 +50,7 @@ struct land_stats {
     _Atomic uint64_t rejected[QUAR__COUNT]; /* quarantined, by reason */
     _Atomic uint64_t write_errors;  /* disk failures seen (retried) */
     _Atomic uint64_t overflow;      /* records parked because a writer was full */
+    _Atomic unsigned open_partitions; /* raw partitions open, as of the last tick */
 };
 
 /* A plain copy of the counters. */
@@ -58,8 +59,11 @@ struct land_counts {
     uint64_t rejected[QUAR__COUNT];
     uint64_t rejected_total;
     uint64_t write_errors, overflow;
+    uint64_t durable;               /* valid records fsynced in raw segments
+                                       (never policy: handed to the OS) */
     uint64_t pending;               /* bytes not durable yet, now */
     unsigned open_partitions;
+    uint64_t sealed;                /* raw segments sealed (compaction can take them) */
 };
 
 struct lander;
@@ -102,6 +106,10 @@ int land_tick(struct lander *l, int64_t now_ns, int64_t mono_ns);
 /* Shutdown: write everything, fsync, seal every segment. 0 or the error
  * (then call again later: nothing was dropped). */
 int land_close(struct lander *l);
+
+/* Bytes taken and not yet durable, the parked records included: what a
+ * shutdown that gives up on a failing disk loses. Owner thread only. */
+size_t land_unwritten(const struct lander *l);
 
 /*
  * Make every record landed so far durable now, whatever the time since

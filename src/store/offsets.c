@@ -569,3 +569,94 @@ int offsets_retire(const char *data_dir, const char *pipeline, const char *node,
     struct retire_ctx c = {data_dir, pipeline, node, keep, n};
     return each_checkpoint(data_dir, pipeline, node, retire_one, &c, e);
 }
+
+/* ---- what compaction may absorb ----------------------------------------- */
+
+struct settle_ctx {
+    struct offsets_settle *out;
+};
+
+static int settle_one(void *ctx, const char *path, unsigned thread, struct weir_errmsg *e)
+{
+    struct offsets_settle *out = ((struct settle_ctx *)ctx)->out;
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    size_t node_len;
+    unsigned t;
+    if (!ckpt_name(name, &node_len, &t))
+        return 0;
+    struct offsets o;
+    offsets_init(&o, thread);
+    int rc = load_path(path, &o, e);
+    if (rc == WEIR_ENOTFOUND || (rc == 0 && o.retired)) {
+        offsets_release(&o);
+        return 0;
+    }
+    if (rc) {
+        offsets_release(&o);
+        return rc;
+    }
+    if (out->n == out->cap) {
+        size_t cap = out->cap ? out->cap * 2 : 4;
+        struct offsets_settle_ckpt *v = realloc(out->v, cap * sizeof *v);
+        if (!v) {
+            offsets_release(&o);
+            return errmsg_set(e, WEIR_ENOMEM, "out of memory");
+        }
+        out->v = v;
+        out->cap = cap;
+    }
+    struct offsets_settle_ckpt *c = &out->v[out->n];
+    memset(c, 0, sizeof *c);
+    c->node = strndup(name, node_len);
+    if (!c->node) {
+        offsets_release(&o);
+        return errmsg_set(e, WEIR_ENOMEM, "out of memory");
+    }
+    c->thread = thread;
+    c->seq_next = o.seq_next[OFFSETS_RAW];
+    c->marks = o.marks[OFFSETS_RAW]; /* taken over */
+    c->nmarks = o.nmarks[OFFSETS_RAW];
+    o.marks[OFFSETS_RAW] = NULL;
+    out->n++;
+    offsets_release(&o);
+    return 0;
+}
+
+int offsets_settle_load(const char *data_dir, const char *pipeline,
+                        struct offsets_settle *out, struct weir_errmsg *e)
+{
+    struct settle_ctx c = {out};
+    memset(out, 0, sizeof *out);
+    return each_checkpoint(data_dir, pipeline, NULL, settle_one, &c, e);
+}
+
+int offsets_settled(const struct offsets_settle *s, const char *seg_name, uint64_t size)
+{
+    struct seg_name sn;
+    if (seg_name_parse(seg_name, &sn) != 0)
+        return 1;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct offsets_settle_ckpt *c = &s->v[i];
+        if (c->thread != sn.thread || strlen(c->node) != sn.node_len ||
+            memcmp(c->node, seg_name, sn.node_len) != 0)
+            continue;
+        if (sn.seq >= c->seq_next)
+            return 0; /* opened after the checkpoint */
+        for (size_t k = 0; k < c->nmarks; k++)
+            if (c->marks[k].seq == sn.seq)
+                return size <= c->marks[k].len;
+        return 1; /* sealed before the checkpoint */
+    }
+    return 1; /* no Kafka checkpoint covers it */
+}
+
+void offsets_settle_release(struct offsets_settle *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].node);
+        free(s->v[i].marks);
+    }
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}

@@ -153,4 +153,38 @@ int offsets_rollback(const char *data_dir, const char *pipeline,
 int offsets_retire(const char *data_dir, const char *pipeline, const char *node,
                    long keep, unsigned long *n, struct weir_errmsg *e);
 
+/*
+ * What compaction may absorb. A raw segment of (node, thread) is settled
+ * when that pair's checkpoint acknowledges every byte of it: its seq is
+ * below the checkpoint's seq_next and it is either not marked (it was
+ * sealed before the checkpoint) or marked with at least its size. A
+ * segment no live checkpoint covers (TCP pipelines, retired checkpoints)
+ * is settled. An unsettled segment may still be cut by a rollback, so it
+ * must not be absorbed yet: the next checkpoint (the next batch) settles
+ * it. Checkpoints only move forward, so a settled segment stays settled,
+ * and a checkpoint read a moment ago errs on the safe side.
+ */
+struct offsets_settle_ckpt {
+    char *node;
+    unsigned thread;
+    uint64_t seq_next;
+    struct seg_mark *marks;
+    size_t nmarks;
+};
+struct offsets_settle {
+    struct offsets_settle_ckpt *v;
+    size_t n, cap;
+};
+
+/* Read the pipeline's live checkpoints (every node) into out. An
+ * unreadable checkpoint is an error (absorb nothing rather than guess). */
+int offsets_settle_load(const char *data_dir, const char *pipeline,
+                        struct offsets_settle *out, struct weir_errmsg *e);
+
+/* 1 if the raw segment named seg_name (a file name), size bytes long, is
+ * settled; 0 if a rollback could still cut it. */
+int offsets_settled(const struct offsets_settle *s, const char *seg_name, uint64_t size);
+
+void offsets_settle_release(struct offsets_settle *s);
+
 #endif

@@ -148,8 +148,11 @@ int quar_format(struct buf *out, const char *pipeline,
             rc = buf_putc(out, '"');
     }
     if (!rc && r->truncated)
-        rc = buf_appendf(out, ",\"truncated\":true,\"size\":%" PRIu64,
-                         r->size);
+        rc = buf_puts(out, ",\"truncated\":true");
+    /* A source that cuts a record as soon as it passes max_record (TCP)
+     * never learns its full size: no "size" then, rather than a wrong 0. */
+    if (!rc && r->truncated && r->size)
+        rc = buf_appendf(out, ",\"size\":%" PRIu64, r->size);
     if (!rc)
         rc = buf_putc(out, '}');
     if (rc)

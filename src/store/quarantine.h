@@ -27,6 +27,8 @@
  *   raw_b64      string   the two  base64 of the original bytes otherwise
  *   truncated    true     if cut   the record was cut at max_record ...
  *   size         number   if cut   ... and this was its full size in bytes
+ *                         and known (absent when the source cut the
+ *                         record before its end arrived, as TCP does)
  *
  * peer, path and error are cut to 4 KiB and any invalid UTF-8 in them is
  * replaced by U+FFFD; raw/raw_b64 are exact.
@@ -67,7 +69,7 @@ struct quar_record {
     const void *raw;
     size_t raw_len;
     int truncated;           /* raw is the first raw_len bytes of ... */
-    uint64_t size;           /* ... a record this long */
+    uint64_t size;           /* ... a record this long (0: unknown) */
 };
 
 /* Longest peer/path/error kept, in bytes. */

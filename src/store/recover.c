@@ -6,8 +6,10 @@
 #include "core/buf.h"
 #include "core/fsio.h"
 #include "core/limits.h"
+#include "core/log.h"
 #include "core/wtime.h"
 #include "store/quarantine.h"
+#include "store/requeue.h"
 #include "store/segment.h"
 
 #include <errno.h>
@@ -159,10 +161,15 @@ static int remove_tmp(const char *dir, const char *node,
     size_t nl = strlen(node);
     int rc = 0, any = 0;
     struct dirent *de;
+    /* weir requeue updates its counter (<node>-SEG_THREAD_REQUEUE) while
+     * the server runs, and removes its own leftovers (requeue.h). */
+    char rq[32];
+    int rql = snprintf(rq, sizeof(rq), "-%u.tmp.", SEG_THREAD_REQUEUE);
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
         if (strncmp(name, node, nl) != 0 || name[nl] != '-' ||
-            !fsio_is_tmp_name(name))
+            !fsio_is_tmp_name(name) ||
+            strncmp(name + nl, rq, (size_t)rql) == 0)
             continue;
         char path[PATH_MAX];
         int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -265,8 +272,19 @@ int recover_pipeline(const char *data_dir, const char *pipeline,
                      struct recover_stats *st, struct weir_errmsg *e)
 {
     const char *kinds[2] = {"raw", "quarantine"};
-    return recover_lists(data_dir, pipeline, kinds, 2, node, on_torn, ctx, st,
-                         e);
+    int rc = recover_lists(data_dir, pipeline, kinds, 2, node, on_torn, ctx,
+                           st, e);
+    /* Ingest does not depend on requeue's leftovers: a failure here (a
+     * damaged journal, a disk error) is told, not a reason not to start;
+     * weir requeue reports it again with the fix. */
+    struct requeue_counts rq = {0};
+    struct weir_errmsg local = {0};
+    if (requeue_recover(data_dir, pipeline, &rq, &local) != 0)
+        log_warn("%s: %s (weir requeue %s says more)", pipeline, local.text,
+                 pipeline);
+    st->requeue_finished += rq.finished;
+    st->requeue_discarded += rq.discarded;
+    return rc;
 }
 
 int recover_torn_to_quarantine(void *ctx, const char *seg_path,

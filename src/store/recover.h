@@ -16,7 +16,12 @@
  *      (recover_torn_to_quarantine: reason "torn") before returning 0;
  *   3. cuts the file there (ftruncate), fsyncs it, and seals it (rename to
  *      ".ndjson", fsync the directory), or removes it if nothing is left;
- *   4. removes this node's leftover temporary files in <kind>/_seq/.
+ *   4. removes this node's leftover temporary files in <kind>/_seq/ (not
+ *      those of weir requeue's counters, which may be in use right now);
+ *   5. finishes what an interrupted `weir requeue` of the pipeline left
+ *      (requeue_recover: journals finished, staging files removed), unless
+ *      a requeue is running right now. A failure there is logged, not
+ *      returned: ingest does not depend on it.
  *
  * The order means a crash during recovery can only repeat step 2 (the torn
  * bytes then appear twice in quarantine, each time with the segment name
@@ -51,6 +56,8 @@ struct recover_stats {
     unsigned long tmp_removed;   /* leftover temp files */
     unsigned long other_nodes;   /* active segments of other nodes, untouched */
     unsigned long failed;        /* segments left as they were after an error */
+    unsigned long requeue_finished;  /* interrupted weir requeue steps finished */
+    unsigned long requeue_discarded; /* ... and staging files it left, removed */
 };
 
 /*

@@ -258,6 +258,26 @@ static int seq_take(struct seg_writer *w, uint64_t *seq)
 
 /* ---- writer life -------------------------------------------------------- */
 
+int seg_seq_reserve(const struct seg_config *cfg, uint64_t n, uint64_t *first,
+                    struct weir_errmsg *e)
+{
+    struct seg_writer *w;
+    int rc = seg_writer_new(cfg, &w, e);
+    if (rc)
+        return rc;
+    uint64_t end = w->seq_next + n;
+    char txt[32];
+    int len = snprintf(txt, sizeof(txt), "%" PRIu64 "\n", end);
+    rc = fsio_write_file_atomic(w->seq_path, txt, (size_t)len, 0644);
+    if (rc)
+        errmsg_set(e, rc, "%s: %s (%s)", w->seq_path, weir_strerror(rc),
+                   strerror(errno));
+    else
+        *first = w->seq_next;
+    seg_writer_free(w);
+    return rc;
+}
+
 static void apply_defaults(struct seg_config *c)
 {
     if (c->fsync_interval_ns <= 0)

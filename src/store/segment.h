@@ -85,6 +85,11 @@ int seg_sync_parse(const char *s);
 /* Sequence numbers reserved per write of the _seq counter file. */
 #define SEG_SEQ_BLOCK 1024
 
+/* Thread numbers in segment names: the server's workers are 0..1023 (the
+ * config caps `workers` at 1024); this one is `weir requeue`'s (requeue.h),
+ * so its segments can never take a name a server writer could take. */
+#define SEG_THREAD_REQUEUE 1000000u
+
 /* Writes to the file are batched to this size (group and never). */
 #define SEG_WRITE_CHUNK (128u << 10)
 
@@ -186,6 +191,16 @@ unsigned seg_open_partitions(const struct seg_writer *w);
 
 /* Copy the counters; from any thread. */
 void seg_stats(const struct seg_writer *w, struct seg_stats *out);
+
+/*
+ * Reserve n consecutive sequence numbers of (data_dir, pipeline, kind,
+ * node, thread) from cfg for a writer that builds its own files (weir
+ * requeue): *first .. *first + n - 1, from the same _seq counter file and
+ * with the same rules as seg_writer (a crash only skips numbers). The
+ * caller must be the only user of that (node, thread) at the time.
+ */
+int seg_seq_reserve(const struct seg_config *cfg, uint64_t n, uint64_t *first,
+                    struct weir_errmsg *e);
 
 /*
  * Where the writer stands, for a source that checkpoints what its segments

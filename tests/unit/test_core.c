@@ -66,6 +66,16 @@ static void test_time_roundtrip(void **state)
     assert_int_equal(wtime_parse_rfc3339("2025-02-29T00:00:00Z", 20, &ns), WEIR_EPARSE);
     assert_int_equal(wtime_parse_rfc3339("2024-02-29T00:00:00Z", 20, &ns), 0);
     assert_int_equal(wtime_parse_rfc3339("2025-09-02T09:00:00", 19, &ns), WEIR_EPARSE);
+    /* Years whose ns would overflow int64 are refused, not wrapped. */
+    assert_int_equal(wtime_parse_rfc3339("9999-12-31T23:59:59Z", 20, &ns), WEIR_EPARSE);
+    assert_int_equal(wtime_parse_rfc3339("0001-01-01T00:00:00Z", 20, &ns), WEIR_EPARSE);
+    assert_int_equal(wtime_parse_point("9999-12-31", &ns), WEIR_EPARSE);
+    assert_int_equal(wtime_parse_rfc3339("2261-12-31T23:59:59Z", 20, &ns), 0);
+    /* ... also when a leap second or an offset carries it over the edge
+     * (found by fuzz_tablelog: the time must format back to a parsable one). */
+    assert_int_equal(wtime_parse_rfc3339("2261-12-31T23:59:60.5Z", 22, &ns), WEIR_EPARSE);
+    assert_int_equal(wtime_parse_rfc3339("2261-12-31T23:00:00-05:00", 25, &ns), WEIR_EPARSE);
+    assert_int_equal(wtime_parse_rfc3339("1678-01-01T00:00:00+01:00", 25, &ns), WEIR_EPARSE);
     /* Before the epoch splits correctly too. */
     struct wtime_tm tm;
     wtime_split(-1, &tm);

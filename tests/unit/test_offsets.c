@@ -90,6 +90,22 @@ static void lines(const char *kind, char *out, size_t cap)
     seg_list_release(&l);
 }
 
+/* How many raw segments of the pipeline are settled (offsets_settled). */
+static int settled_count(void)
+{
+    struct seg_list l = {0};
+    struct offsets_settle st;
+    struct weir_errmsg e;
+    assert_int_equal(seg_list(root, "p", "raw", &l, &e), 0);
+    assert_int_equal(offsets_settle_load(root, "p", &st, &e), 0);
+    int n = 0;
+    for (size_t i = 0; i < l.n; i++)
+        n += offsets_settled(&st, l.v[i].name, l.v[i].size);
+    offsets_settle_release(&st);
+    seg_list_release(&l);
+    return n;
+}
+
 static void test_format_parse(void **state)
 {
     struct offsets o, back;
@@ -231,8 +247,14 @@ static void test_marks_and_rollback(void **state)
     assert_non_null(strstr(got, "{\"a\":3}"));
     assert_non_null(strstr(got, "{\"a\":4}"));
 
+    /* Compaction must not absorb what the rollback will cut. */
+    /* Of n1-0: hour H0 grew past its mark and H0+2h is new: unsettled;
+     * H0+1h is as marked. n1-1 and n2 have no checkpoint of their own. */
+    assert_int_equal(settled_count(), 3);
+
     struct offsets_rollback_stats st = {0};
     assert_int_equal(offsets_rollback(root, "p", "n1", &st, &e), 0);
+    assert_int_equal(settled_count(), 4); /* H0 cut: settled; H0+2h gone */
     assert_int_equal(st.checkpoints, 1);
     assert_int_equal(st.files_cut, 2);     /* raw hour H0 (sealed), quarantine */
     assert_int_equal(st.files_removed, 1); /* raw hour H0+2h, opened after */
