@@ -35,8 +35,8 @@ model_rows() { [ "$("$WEIR" query -c w.yaml --format csv 'SELECT sum(readings) F
 ok "the model ran on its own for every closed hour" wait_for 120 model_rows
 eq "the model's hours" "3" \
     "$("$WEIR" query -c w.yaml --format csv 'SELECT count(DISTINCT start_time) FROM per_hour' | tail -n 1)"
-ok "weir status shows the model's runs" \
-    grep -q "3 partitions run, 3 ok, 0 failing" <("$WEIR" status -c w.yaml 2>&1)
+status_runs() { "$WEIR" status -c w.yaml 2>&1 | grep -q "3 partitions run, 3 ok, 0 failing"; }
+ok "weir status shows the model's runs" wait_for 30 status_runs
 kill -TERM $pid
 wait $pid
 eq "serve stops cleanly" 0 $?
