@@ -830,8 +830,18 @@ static int write_value(struct nlocal *l, struct nslot *s, const struct ncol *c, 
     switch (c->kind) {
     case NK_BIGINT: {
         int64_t v;
-        if (t->type != JSON_NUMBER || !json_num_int64(d, t, &v))
+        if (t->type == JSON_NUMBER && (t->flags & JSON_F_INTEGER) && t->len <= 18) {
+            /* The common case, without the general parser: a plain
+             * literal of at most 18 characters always fits. */
+            const char *p = d->src + t->off, *end = p + t->len;
+            int neg = *p == '-';
+            uint64_t u = 0;
+            for (p += neg; p < end; p++)
+                u = u * 10 + (uint64_t)(*p - '0');
+            v = neg ? -(int64_t)u : (int64_t)u;
+        } else if (t->type != JSON_NUMBER || !json_num_int64(d, t, &v)) {
             return bad_value(l, c, "a 64-bit integer (BIGINT)", d, ti);
+        }
         ((int64_t *)s->data)[row] = v;
         return 0;
     }
