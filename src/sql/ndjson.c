@@ -57,8 +57,9 @@
 #define NDJSON_PROBE (64u << 10)
 
 /* Nesting of the column structure (the records' own depth is bounded by
- * the scanner). */
+ * the scanner, at NDJSON_MAX_RECORD_DEPTH). */
 #define NDJSON_MAX_TYPE_DEPTH 64
+#define NDJSON_MAX_RECORD_DEPTH (1u << 16)
 
 enum nkind { NK_BIGINT, NK_DOUBLE, NK_VARCHAR, NK_BOOLEAN, NK_JSON, NK_STRUCT,
              NK_LIST, NK_EXTRA, NK_DATE, NK_HOUR };
@@ -615,7 +616,11 @@ static void nd_local_init(duckdb_init_info info)
         goto fail;
     struct nlocal *l = &x->l;
     x->b = b;
-    json_doc_init(&l->doc, 0);
+    /* Records passed validation under the pipeline's own depth limit
+     * (up to 4096): the reader must not refuse them, and depth costs it
+     * nothing (values are copied as text; recursion follows the column
+     * structure, NDJSON_MAX_TYPE_DEPTH deep at most). */
+    json_doc_init(&l->doc, NDJSON_MAX_RECORD_DEPTH);
     l->nproj = duckdb_init_get_column_count(info);
     l->proj = calloc(l->nproj ? l->nproj : 1, sizeof *l->proj);
     l->slots = calloc(l->nproj ? l->nproj : 1, sizeof *l->slots);

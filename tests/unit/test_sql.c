@@ -335,6 +335,22 @@ static void test_read_ndjson(void **state)
     assert_non_null(strstr(got, "\"\"note\"\":\"\"n 1\"\"}"));
     free(got);
 
+    /* Deeper than the scanner's default (validation may allow more). */
+    {
+        char deep[8000];
+        size_t o = 0;
+        for (int i = 0; i < 1000; i++)
+            o += (size_t)snprintf(deep + o, sizeof deep - o, "{\"a\":");
+        o += (size_t)snprintf(deep + o, sizeof deep - o, "1");
+        for (int i = 0; i < 1000; i++)
+            deep[o++] = '}';
+        deep[o++] = '\n';
+        deep[o] = '\0';
+        snprintf(sql, sizeof sql, "SELECT len(_extra) FROM weir_read_ndjson(['%s'], "
+                 "columns = '{}', extra = '_extra')", nd_file("deep.ndjson", deep));
+        check_fmt(db, sql, SQL_FORMAT_CSV, "len(_extra)\n6001\n");
+    }
+
     /* Hive partition columns from the path. */
     const char *h = nd_file("raw/date=2025-09-02/hour=07/n1-0-1.ndjson", "{\"ts\":5}\n");
     snprintf(sql, sizeof sql, "SELECT ts, date, hour FROM weir_read_ndjson(['%s'], "
