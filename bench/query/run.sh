@@ -8,8 +8,8 @@
 # The lake: the workload of bench/compact (workload.sh; same defaults: 8
 # hours of 1,040,000 telemetry records), compacted once by `weir compact`
 # into bench/out/query/lake (not timed). Then each query runs R times
-# (default 5), the peers interleaved, T DuckDB threads each (default: the
-# number of cores):
+# (default 9: they are short), the peers interleaved, T DuckDB threads
+# each (default: the number of cores):
 #
 #   weir     weir query -c CFG --format csv --threads T SQL: the pipeline's
 #            view (the live files of the table log's latest version, plus
@@ -33,7 +33,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
 cmdline="bench/query/run.sh${*:+ $*}"
-hours=8 per_hour=1040000 segs=4 reps=5 threads=$(nproc) write=1
+hours=8 per_hour=1040000 segs=4 reps=9 threads=$(nproc) write=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --hours) hours=$2; shift 2 ;;
