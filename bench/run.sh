@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh - run every benchmark in bench/ (`make bench` calls this).
 #
-<<<<<<< HEAD
-#   bench/run.sh [NAME...]      all of them, or only those named (validate, load, ingest)
-=======
 #   bench/run.sh [NAME...]      all of them, or only those named (validate,
-#                               compact, query)
->>>>>>> h-lake2
+#                               load, ingest, compact, query)
 #
 # Each benchmark is bench/NAME/run.sh: it builds what it needs, prints its
 # table and replaces its own section of bench/RESULTS.md. Benchmarks never
@@ -14,20 +10,12 @@
 # and this script exits 0 unless a name is unknown.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-<<<<<<< HEAD
-all=(validate load ingest)
-[ $# -gt 0 ] && all=("$@")
-for name in "${all[@]}"; do
-    if [ ! -x "bench/$name/run.sh" ]; then
-        echo "bench: no benchmark '$name' (have: validate, load, ingest)" >&2
-=======
-known=(validate compact query)
+known=(validate load ingest compact query)
 all=("${known[@]}")
 [ $# -gt 0 ] && all=("$@")
 for name in "${all[@]}"; do
     if [ ! -x "bench/$name/run.sh" ]; then
         echo "bench: no benchmark '$name' (have: ${known[*]})" >&2
->>>>>>> h-lake2
         exit 2
     fi
 done

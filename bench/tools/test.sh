@@ -7,13 +7,10 @@
 # (each of the 15 kinds) and an all-valid file with string values; loadgen
 # delivers exactly gen's records (count, bytes, FNV-1a sum) over several
 # connections, paced and unpaced; loadgen refuses non-loopback hosts;
-<<<<<<< HEAD
 # linesum sums like the manifest; verify.py passes exact hourly output
 # (also re-serialised, by value) and names lost, moved, duplicated, leaked
 # and unsealed records.
-=======
 # duckrun prints rows and times, timed.py reports and passes the status.
->>>>>>> h-lake2
 # The ajv peer is checked too when bench/node_modules is installed.
 # Prints "N passed, N failed" last; exit 1 when something failed.
 set -u
@@ -104,7 +101,6 @@ check "pacing holds 20000 records at 50000/s to >= 0.35 s ($ms ms)" test "$ms" -
 check "loadgen refuses a non-loopback host" bash -c "$loadgen --host 192.0.2.1 --port 9 2>/dev/null; test \$? = 2"
 check "loadgen reports a refused connection" bash -c "! $loadgen --port 1 --records 10 >/dev/null 2>&1"
 
-<<<<<<< HEAD
 # linesum sums as the manifest does; verify.py checks hourly output.
 read -r n b c _ < <(out/linesum "$tmp/a.ndjson")
 check "linesum: lines, bytes, checksum as the manifest" test \
@@ -172,13 +168,11 @@ EOF
 else
     echo "skipped: verify.py checks (python3 not found)"
 fi
-=======
 # duckrun (plain DuckDB) and timed.py (the benchmarks' clock).
 check "duckrun prints the rows" bash -c "test \"\$(out/duckrun -t 1 \"SELECT 41 + 1, 'x' UNION ALL SELECT NULL, 'y'\" 2>/dev/null)\" = \"\$(printf '42\\tx\\n\\ty')\""
 check "duckrun times on stderr" bash -c "out/duckrun -s 'CREATE TABLE t AS SELECT 1' 'SELECT * FROM t' 2>&1 >/dev/null | grep -q '\"wall_s\": .*\"rows\": 1'"
 check "duckrun: bad SQL exits 1" bash -c "out/duckrun 'SELEC 1' >/dev/null 2>&1; test \$? = 1"
 check "timed.py: five figures and the exit status" bash -c "tools/timed.py $tmp/t sh -c 'exit 3'; test \$? = 3 && grep -Eq '^[0-9.]+ [0-9.]+ [0-9.]+ [0-9]+ 3\$' $tmp/t"
->>>>>>> h-lake2
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
