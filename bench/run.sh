@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh - run every benchmark in bench/ (`make bench` calls this).
 #
-#   bench/run.sh [NAME...]      all of them, or only those named (validate, load, ingest, kafka)
+#   bench/run.sh [NAME...]      all of them, or only those named (validate,
+#                               load, ingest, compact, query, kafka)
 #
 # Each benchmark is bench/NAME/run.sh: it builds what it needs, prints its
 # table and replaces its own section of bench/RESULTS.md. Benchmarks never
@@ -9,11 +10,12 @@
 # and this script exits 0 unless a name is unknown.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-all=(validate load ingest kafka)
+known=(validate load ingest compact query kafka)
+all=("${known[@]}")
 [ $# -gt 0 ] && all=("$@")
 for name in "${all[@]}"; do
     if [ ! -x "bench/$name/run.sh" ]; then
-        echo "bench: no benchmark '$name' (have: validate, load, ingest, kafka)" >&2
+        echo "bench: no benchmark '$name' (have: ${known[*]})" >&2
         exit 2
     fi
 done

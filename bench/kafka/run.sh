@@ -120,6 +120,7 @@ pipelines:
       kafka: {brokers: "$BOOT", topic: bench, group: $g$opts}
     schema: $SCHEMA
     time_field: timestamp
+    compaction: manual
     time_max_age: off
     time_max_ahead: off
 EOF
@@ -184,6 +185,7 @@ pipelines:
     source: {tcp: 127.0.0.1:$port}
     schema: $SCHEMA
     time_field: timestamp
+    compaction: manual
     time_max_age: off
     time_max_ahead: off
 EOF

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/tools/test.sh - self-test of the benchmark tools (a few seconds).
 #
-# Builds bench/out/{gen,loadgen,sink} and checks: gen is deterministic and
+# Builds bench/out/{gen,loadgen,sink,duckrun} and checks: gen is deterministic and
 # the seed matters; every verdict gen claims agrees with an independent
 # oracle (check_gen.py, stdlib Python) on a mixed file, an all-invalid file
 # (each of the 15 kinds) and an all-valid file with string values; loadgen
@@ -10,6 +10,7 @@
 # linesum sums like the manifest; verify.py passes exact hourly output
 # (also re-serialised, by value) and names lost, moved, duplicated, leaked
 # and unsealed records.
+# duckrun prints rows and times, timed.py reports and passes the status.
 # The ajv peer is checked too when bench/node_modules is installed.
 # Prints "N passed, N failed" last; exit 1 when something failed.
 set -u
@@ -167,6 +168,11 @@ EOF
 else
     echo "skipped: verify.py checks (python3 not found)"
 fi
+# duckrun (plain DuckDB) and timed.py (the benchmarks' clock).
+check "duckrun prints the rows" bash -c "test \"\$(out/duckrun -t 1 \"SELECT 41 + 1, 'x' UNION ALL SELECT NULL, 'y'\" 2>/dev/null)\" = \"\$(printf '42\\tx\\n\\ty')\""
+check "duckrun times on stderr" bash -c "out/duckrun -s 'CREATE TABLE t AS SELECT 1' 'SELECT * FROM t' 2>&1 >/dev/null | grep -q '\"wall_s\": .*\"rows\": 1'"
+check "duckrun: bad SQL exits 1" bash -c "out/duckrun 'SELEC 1' >/dev/null 2>&1; test \$? = 1"
+check "timed.py: five figures and the exit status" bash -c "tools/timed.py $tmp/t sh -c 'exit 3'; test \$? = 3 && grep -Eq '^[0-9.]+ [0-9.]+ [0-9.]+ [0-9]+ 3\$' $tmp/t"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

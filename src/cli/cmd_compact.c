@@ -61,14 +61,17 @@ static int run_one(enum cli_maint m, const struct weir_config *cfg,
                             : compact_optimize(cfg, p, o, &st, &e);
         mb(in, sizeof in, st.bytes_in);
         mb(out, sizeof out, st.bytes_out);
-        if (rc == 0 && !quiet) {
+        /* With partitions refused on their data, the others were done:
+         * say what was. */
+        if ((rc == 0 || st.partitions_failed) && !quiet) {
             if (m == M_COMPACT)
                 fprintf(stderr, "compact %s: %lu partition%s, %lu segment%s, %" PRIu64
                                 " rows, %s raw -> %s Parquet, version %" PRIu64
-                                " (%.2f s)\n",
+                                " (%.2f s)%s\n",
                         p->name, st.partitions, st.partitions == 1 ? "" : "s",
                         st.segments, st.segments == 1 ? "" : "s", st.rows, in, out,
-                        st.version, (double)st.elapsed_ns / 1e9);
+                        st.version, (double)st.elapsed_ns / 1e9,
+                        st.partitions_failed ? "; some partitions failed" : "");
             else
                 fprintf(stderr, "optimize %s: %lu partition%s, %lu files merged into %lu, "
                                 "%" PRIu64 " rows, %s -> %s, version %" PRIu64 "\n",

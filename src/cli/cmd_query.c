@@ -272,6 +272,12 @@ int cmd_query(int argc, char **argv)
             goto out;
         }
     }
+    /* Dimension tables (CSV or Parquet files of the config) are views too. */
+    if ((rc = model_dimension_views(&cfg, db, &e)) != 0) {
+        fprintf(stderr, "weir query: %s\n", e.text);
+        ex = EXIT_RUNTIME;
+        goto out;
+    }
     /* Models with a lake output are datasets too, Parquet only (no raw). */
     for (size_t i = 0; i < cfg.nmodels; i++) {
         const struct config_model *m = &cfg.models[i];

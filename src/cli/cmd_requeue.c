@@ -43,6 +43,7 @@ static struct schema *load_schema(const struct weir_config *cfg,
     struct schema_opts so = {
         .lax = p->lax,
         .format_assert = p->format_assert,
+        .int64_integers = 1, /* as serve: the lake stores BIGINT */
         .max_depth = (uint32_t)cfg->limits.max_depth,
         .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
     };

@@ -13,6 +13,7 @@
 #include "core/wtime.h"
 #include "sched/models.h"
 #include "schema/json.h"
+#include "store/compact.h"
 #include "store/segment.h"
 
 #include <errno.h>
@@ -171,6 +172,27 @@ static void disk_part(const struct weir_config *cfg, const char *pipeline,
     seg_list_release(&l);
 }
 
+/* Partitions the compactor could not compact (store/compact.h). */
+static void compaction_part(const struct weir_config *cfg, const struct config_pipeline *p)
+{
+    struct compact_failure *f = NULL;
+    size_t n = 0;
+    struct weir_errmsg e = {0};
+    if (compact_failures_read(cfg, p, &f, &n, &e) != 0) {
+        printf("  %-12s %s\n", "compaction", e.text);
+        return;
+    }
+    if (n)
+        printf("  %-12s %zu partition%s failing, kept raw until fixed:\n", "compaction",
+               n, n == 1 ? "" : "s");
+    for (size_t i = 0; i < n; i++) {
+        char since[40];
+        wtime_format_rfc3339(f[i].since_ns, 0, since, sizeof since);
+        printf("    %s since %s: %s\n", f[i].partition, since, f[i].reason);
+    }
+    free(f);
+}
+
 int cmd_status(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -265,6 +287,7 @@ int cmd_status(int argc, char **argv)
         }
         disk_part(&cfg, name, "raw");
         disk_part(&cfg, name, "quarantine");
+        compaction_part(&cfg, &cfg.pipelines[i]);
     }
     for (size_t i = 0; i < cfg.nmodels; i++)
         model_part(&cfg, &cfg.models[i]);

@@ -144,6 +144,7 @@ int cmd_validate(int argc, char **argv)
         {"lax", no_argument, NULL, 'l'},
         {"errors", no_argument, NULL, 'e'},
         {"format-assert", no_argument, NULL, 'f'},
+        {"int64", no_argument, NULL, 'i'},
         {"max-record", required_argument, NULL, 'm'},
         {"max-depth", required_argument, NULL, 'd'},
         {"valid-out", required_argument, NULL, 'o'},
@@ -161,6 +162,7 @@ int cmd_validate(int argc, char **argv)
         case 'l': so.lax = 1; break;
         case 'e': want_errors = 1; break;
         case 'f': so.format_assert = 1; break;
+        case 'i': so.int64_integers = 1; break;
         case 'q': quiet = 1; break;
         case 'o': valid_path = optarg; break;
         case 'm':

@@ -52,7 +52,7 @@ const struct cli_cmd cli_commands[] = {
      "Exit: 0, 2 configuration error, 3 when the server is not reachable\n"
      "(the on-disk part is printed all the same).\n"},
     {"validate", cmd_validate, "validate NDJSON records against a JSON Schema",
-     "usage: weir validate -s SCHEMA [--lax] [--errors] [--format-assert]\n"
+     "usage: weir validate -s SCHEMA [--lax] [--errors] [--format-assert] [--int64]\n"
      "                     [--max-record BYTES] [--max-depth N] [FILE...]\n"
      "\n"
      "Validate newline-delimited JSON from FILEs (or stdin, or '-') against\n"
@@ -63,6 +63,8 @@ const struct cli_cmd cli_commands[] = {
      "      --errors          print one JSON line per rejected record on stdout:\n"
      "                        {\"line\":N,\"path\":\"/a/b\",\"error\":\"...\"}\n"
      "      --format-assert   treat \"format\" as an assertion (default: annotation)\n"
+     "      --int64           integers checked against \"type\": \"integer\" must fit in\n"
+     "                        64 bits, as `weir serve` checks them (the lake stores BIGINT)\n"
      "      --max-record N    longest record in bytes (default 1 MiB)\n"
      "      --max-depth N     deepest nesting (default 256)\n"
      "      --valid-out FILE  write the valid records to FILE, as they would be\n"

@@ -556,8 +556,8 @@ static int create_view(struct sql_db *db, const char *name, const char *select,
     return rc;
 }
 
-static int dimension_views(const struct weir_config *cfg, struct sql_db *db,
-                           struct weir_errmsg *e)
+int model_dimension_views(const struct weir_config *cfg, struct sql_db *db,
+                          struct weir_errmsg *e)
 {
     int rc = 0;
     for (size_t i = 0; i < cfg->ndimensions && !rc; i++) {
@@ -969,7 +969,7 @@ int model_run_partition(const struct weir_config *cfg, const struct config_model
     struct sql_opts so = {.memory_limit = o->memory_limit, .threads = o->threads,
                           .temp_directory = tmpdir};
     struct sql_param params[2] = {{"start", start_ns}, {"end", end}};
-    if ((run_rc = sql_open(&so, &db, &re)) || (run_rc = dimension_views(cfg, db, &re)) ||
+    if ((run_rc = sql_open(&so, &db, &re)) || (run_rc = model_dimension_views(cfg, db, &re)) ||
         (run_rc = input_views(cfg, m, db, start_ns, end, &re)) ||
         (run_rc = result_sql(m->sql, &q, &re)))
         goto record;

@@ -134,6 +134,13 @@ int model_plan(const struct weir_config *cfg, const struct config_model *m,
 int model_states(const struct weir_config *cfg, const struct config_model *m,
                  struct model_state **v, size_t *n, struct weir_errmsg *e);
 
+/* Create one view per dimension of cfg in db (read_csv or read_parquet of
+ * its file, header row expected), named after it. Used by model runs and
+ * by `weir query`. */
+struct sql_db;
+int model_dimension_views(const struct weir_config *cfg, struct sql_db *db,
+                          struct weir_errmsg *e);
+
 /* 1 if m has a lake output. */
 int model_has_lake(const struct config_model *m);
 

@@ -375,6 +375,7 @@ static int load_schemas(struct server *s, struct weir_errmsg *e)
         struct schema_opts so = {
             .lax = p->lax,
             .format_assert = p->format_assert,
+            .int64_integers = 1, /* the lake stores BIGINT (schema.h) */
             .max_depth = (uint32_t)cfg->limits.max_depth,
             .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
         };

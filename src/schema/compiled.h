@@ -34,7 +34,12 @@
 #include "schema/schema.h"
 
 /* Instance type bits. T_NUM implies T_INT (the compiler sets both), so
- * "number" intersected with "integer" is "integer". */
+ * "number" intersected with "integer" is "integer". T_I64 is not a type:
+ * with schema_opts.int64_integers the compiler adds it to every node that
+ * allows integers but not numbers, and the type check then also wants the
+ * integer to fit in int64 (the lake stores integers as BIGINT); a flag
+ * bit in the mask keeps that check inside type_ok, on the leaf fast path,
+ * instead of adding implicit minimum/maximum keywords (a call per value). */
 enum {
     T_NULL = 1 << 0,
     T_BOOL = 1 << 1,
@@ -44,6 +49,7 @@ enum {
     T_ARR = 1 << 5,
     T_OBJ = 1 << 6,
     T_ALL = 0x7f,
+    T_I64 = 1 << 7,
 };
 
 /* Keyword groups present on a node (snode.kw). */

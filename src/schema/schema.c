@@ -1945,6 +1945,17 @@ fold:
     return 0;
 }
 
+/* With int64_integers: every type check that allows integers but not
+ * numbers also wants them to fit in int64 (compiled.h, T_I64). Done after
+ * the anyOf fold, so pydantic's `int | None` (anyOf of bare types) is
+ * covered, and `integer | number` (a number) is not. */
+static void mark_int64(struct schema *s)
+{
+    for (struct snode *n = s->all; n; n = n->next_all)
+        if ((n->kw & K_TYPE) && (n->types & T_INT) && !(n->types & T_NUM))
+            n->types |= T_I64;
+}
+
 /* Compile every $dynamicAnchor subschema and attach it to its resource. */
 static int compile_dynamic_anchors(struct cc *c)
 {
@@ -2024,6 +2035,8 @@ static struct schema *compile_root(const char *text, size_t len,
         goto fail;
     if (link_nodes(&c, !s->has_dynref))
         goto fail;
+    if (s->opts.int64_integers)
+        mark_int64(s);
     if (c.unknown.len)
         log_warn("schema %s: unknown keywords ignored: %s", uri, c.unknown.data);
     buf_release(&c.unknown);

@@ -53,6 +53,11 @@ typedef int (*schema_resolve_fn)(void *ctx, const char *uri, char *path,
 struct schema_opts {
     int lax;              /* pydantic-style coercions, docs/lax.md */
     int format_assert;    /* `format` fails invalid strings (else annotation) */
+    /* A value checked against "type": "integer" (number not allowed too)
+     * must also fit in int64: the lake stores integers as BIGINT, and one
+     * record it cannot convert would block its hour's compaction. Off for
+     * a plain JSON Schema validator (integers are unbounded there). */
+    int int64_integers;
     uint32_t max_depth;   /* record nesting limit; 0: WEIR_DEFAULT_MAX_DEPTH */
     size_t max_record;    /* longest record; 0: WEIR_DEFAULT_MAX_RECORD */
     schema_resolve_fn resolve; /* optional, for remote $refs */

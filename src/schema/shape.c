@@ -224,6 +224,19 @@ static struct aval *aval_or(struct walk *w, struct aval *a, struct aval *b)
     return a;
 }
 
+/* 1 if the integer d fits in int64 (a BIGINT column). */
+static int fits_int64(const struct decnum *d)
+{
+    static const char lo[] = "-9223372036854775808", hi[] = "9223372036854775807";
+    struct decnum l, h;
+    return decnum_parse(&l, lo, sizeof lo - 1) == 0 &&
+           decnum_parse(&h, hi, sizeof hi - 1) == 0 && decnum_cmp(d, &l) >= 0 &&
+           decnum_cmp(d, &h) <= 0;
+}
+
+/* An enum or const integer outside int64 counts as a number, so the
+ * column is DOUBLE and never refuses the value (a type check has its own
+ * bound at ingest: schema_opts.int64_integers). */
 static uint8_t const_types(const struct sconst *c)
 {
     switch (c->type) {
@@ -233,7 +246,7 @@ static uint8_t const_types(const struct sconst *c)
     case JSON_TRUE:
         return T_BOOL;
     case JSON_NUMBER:
-        return decnum_is_integer(&c->num) ? T_INT : T_NUM;
+        return decnum_is_integer(&c->num) && fits_int64(&c->num) ? T_INT : T_NUM;
     case JSON_STRING:
         return T_STR;
     case JSON_ARRAY:
@@ -258,7 +271,7 @@ static struct aval *derive_inner(struct walk *w, const struct snode *n)
     if (n->kw & K_FALSE)
         a->types = 0;
     if (n->kw & K_TYPE)
-        a->types &= n->types;
+        a->types &= n->types & T_ALL; /* not T_I64, a flag */
     if (n->kw & K_ENUM) {
         uint8_t t = 0;
         for (uint32_t i = 0; i < n->nenum; i++)

@@ -538,12 +538,21 @@ static const char *type_names(uint8_t mask, char *out, size_t cap)
     return out;
 }
 
+static int num_is_int(const struct json_doc *d, const struct json_tok *t);
+
 static int fail_type(struct vctx *c, uint8_t types, const struct json_doc *d,
                      uint32_t ti)
 {
     if (!c->report)
         return 0;
+    const struct json_tok *t = &d->toks[ti];
     char want[96], g[VALUE_QUOTE_MAX + 40];
+    /* An integer failing an integer-only check can only be out of range
+     * (compiled.h, T_I64). */
+    if (t->type == JSON_NUMBER && (types & T_I64) && !(types & T_NUM) &&
+        num_is_int(d, t))
+        return fail(c, "%s is outside the 64-bit integer range the lake stores",
+                    quote(d, ti, g, sizeof g));
     return fail(c, "expected %s, got %s", type_names(types, want, sizeof want),
                 got(d, ti, g, sizeof g));
 }
@@ -625,6 +634,25 @@ static int num_is_int(const struct json_doc *d, const struct json_tok *t)
     return num_of(d, t, &x) == 0 && decnum_is_integer(&x);
 }
 
+/* The rest of type_ok for a number against integer-only types: integers
+ * written with a fraction or an exponent (1.0, 1e2), and, under T_I64,
+ * long ones, which must fit in int64 (compared exactly; a plain literal
+ * of at most 18 characters always fits, |x| < 10^18). */
+static __attribute__((noinline)) int int_ok_slow(uint8_t types, const struct json_doc *d,
+                                                 const struct json_tok *t)
+{
+    static const char lo[] = "-9223372036854775808", hi[] = "9223372036854775807";
+    struct decnum x, l, h;
+    if (!num_is_int(d, t))
+        return 0;
+    if (!(types & T_I64))
+        return 1;
+    if (num_of(d, t, &x) || decnum_parse(&l, lo, sizeof lo - 1) ||
+        decnum_parse(&h, hi, sizeof hi - 1))
+        return 0;
+    return decnum_cmp(&x, &l) >= 0 && decnum_cmp(&x, &h) <= 0;
+}
+
 static inline int type_ok(uint8_t types, const struct json_doc *d,
                           const struct json_tok *t)
 {
@@ -633,7 +661,11 @@ static inline int type_ok(uint8_t types, const struct json_doc *d,
         return (types & bit[t->type]) != 0;
     if (types & T_NUM)
         return 1;
-    return (types & T_INT) && num_is_int(d, t);
+    if (!(types & T_INT))
+        return 0;
+    if ((t->flags & JSON_F_INTEGER) && (t->len <= 18 || !(types & T_I64)))
+        return 1;
+    return int_ok_slow(types, d, t);
 }
 
 static inline int leaf_ok(const struct snode *n, const struct json_doc *d,

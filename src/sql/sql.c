@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/wtime.h"
+#include "sql/ndjson.h"
 
 const char *sql_engine_version(void)
 {
@@ -139,6 +140,8 @@ int sql_open(const struct sql_opts *o, struct sql_db **out,
     /* ICU is built in: without this a TIMESTAMPTZ would print in the
      * machine's zone, and the same query would differ between hosts. */
     if ((rc = sql_exec(db, "SET TimeZone = 'UTC'", e)))
+        goto fail;
+    if ((rc = sql_ndjson_register(db->con, e)))
         goto fail;
     *out = db;
     return 0;

@@ -26,6 +26,27 @@
  *
  * Threading: a struct sql_db and its results belong to one thread at a
  * time, except sql_interrupt, which any thread may call.
+ *
+ * Every database has one function of weir's own (sql/ndjson.c), which the
+ * lake reads raw segments with:
+ *
+ *   weir_read_ndjson(['a.ndjson', ...], columns = '{"ts":"BIGINT", ...}'
+ *                    [, extra = '_extra'] [, hive = 'hour' | 'day']
+ *                    [, max_line = BYTES])
+ *
+ * reads NDJSON files, one object a line (blank lines skipped), into the
+ * columns given as a json_transform-style structure: "BIGINT", "DOUBLE",
+ * "VARCHAR", "BOOLEAN", "JSON", {"field": type, ...} for a STRUCT, [type]
+ * for a LIST. With extra, one more JSON column of that name holds the
+ * members no column takes, as one object in the record's own text
+ * (whitespace outside strings removed), NULL when there are none. hive
+ * adds `date` DATE (and `hour` INTEGER) from the files' date=YYYY-MM-DD
+ * and hour=HH directories. JSON values are the record's own text (1.50
+ * stays 1.50), whitespace removed. A line that is not a JSON object, or a
+ * value its column cannot hold exactly (12345678901234567890 for BIGINT,
+ * 1.5 for BIGINT, a string for a STRUCT), fails the query with the file,
+ * line and field. Each line is scanned once by weir's JSON scanner, in
+ * parallel over units of the files; row order is not kept.
  */
 #ifndef WEIR_SQL_SQL_H
 #define WEIR_SQL_SQL_H

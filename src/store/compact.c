@@ -308,15 +308,24 @@ static int write_file(struct run *r, const char *key, int64_t pstart,
     rc = rc ? rc : buf_puts(&q, select);
     rc = rc ? rc : buf_puts(&q, ") TO ");
     rc = rc ? rc : sql_quote_string(&q, nf->tmp);
+    /* USE_TMP_FILE false: the name is a temporary one already (else
+     * DuckDB writes tmp_<name> and renames it, since the file exists). */
     rc = rc ? rc : buf_appendf(&q, " (FORMAT parquet, COMPRESSION zstd, "
-                                   "ROW_GROUP_SIZE %d)", WEIR_PARQUET_ROW_GROUP_ROWS);
+                                   "ROW_GROUP_SIZE %d, USE_TMP_FILE false)",
+                               WEIR_PARQUET_ROW_GROUP_ROWS);
     if (rc) {
         rc = errmsg_set(e, rc, "pipeline %s: the compaction query is too large",
                         r->p->name);
         goto out;
     }
-    if ((rc = sql_exec(r->db, q.data, e)))
+    if ((rc = sql_exec(r->db, q.data, e))) {
+        /* Nothing references it: remove it now rather than at the next
+         * recovery's orphan grace (a partition that keeps failing would
+         * leave one per try). */
+        if (fsio_unlink(nf->tmp) != 0 && errno != ENOENT)
+            log_warn("%s: cannot delete: %s", nf->tmp, strerror(errno));
         goto out;
+    }
     crash_point("after_parquet");
     if ((rc = describe_file(r, nf, e)) ||
         (rc = file_stats(r, nf, pstart, part_end(pstart, r->t->grain), e)))
@@ -331,6 +340,146 @@ static int write_file(struct run *r, const char *key, int64_t pstart,
 out:
     buf_release(&q);
     return rc;
+}
+
+/* ---- failures on record for `weir status` ---------------------------------- */
+
+_Static_assert(sizeof ((struct compact_failure *)0)->partition >= PART_KEY_MAX,
+               "compact_failure.partition holds a partition key");
+
+static int failures_path(const struct weir_config *cfg, const struct config_pipeline *p,
+                         char *out, size_t cap)
+{
+    return (size_t)snprintf(out, cap, "%s/%s/_compact.failed", cfg->data_dir, p->name) <
+           cap ? 0 : WEIR_ELIMIT;
+}
+
+int compact_failures_read(const struct weir_config *cfg, const struct config_pipeline *p,
+                          struct compact_failure **out, size_t *n,
+                          struct weir_errmsg *e)
+{
+    char path[PATH_MAX];
+    struct buf b = BUF_INIT(4u << 20);
+    struct compact_failure *v = NULL;
+    size_t nv = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (failures_path(cfg, p, path, sizeof path))
+        return errmsg_set(e, WEIR_ELIMIT, "pipeline %s: path too long", p->name);
+    if ((rc = fsio_read_file(path, &b))) {
+        buf_release(&b);
+        return errno == ENOENT ? 0 : errmsg_set(e, rc, "%s: %s", path, strerror(errno));
+    }
+    for (char *line = b.data; line && line < b.data + b.len;) {
+        char *nl = memchr(line, '\n', (size_t)(b.data + b.len - line));
+        if (nl)
+            *nl = '\0';
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        if (t2) {
+            struct compact_failure *x = realloc(v, (nv + 1) * sizeof *x);
+            if (!x) {
+                free(v);
+                buf_release(&b);
+                return errmsg_set(e, WEIR_ENOMEM, "out of memory");
+            }
+            v = x;
+            memset(&v[nv], 0, sizeof v[nv]);
+            snprintf(v[nv].partition, sizeof v[nv].partition, "%.*s", (int)(t1 - line),
+                     line);
+            v[nv].since_ns = strtoll(t1 + 1, NULL, 10);
+            snprintf(v[nv].reason, sizeof v[nv].reason, "%s", t2 + 1);
+            nv++;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    buf_release(&b);
+    *out = v;
+    *n = nv;
+    return 0;
+}
+
+/* One line of the record: the reason on one line, tabs and newlines (DuckDB
+ * adds hints after a newline) turned into spaces. */
+static int put_failure(struct buf *b, const struct compact_failure *f)
+{
+    int rc = buf_appendf(b, "%s\t%lld\t", f->partition, (long long)f->since_ns);
+    for (const char *p = f->reason; *p && !rc; p++)
+        rc = buf_putc(b, *p == '\n' || *p == '\t' || *p == '\r' ? ' ' : *p);
+    return rc ? rc : buf_putc(b, '\n');
+}
+
+/*
+ * Rewrite the record after a run: this run's failures, plus earlier ones
+ * of partitions this run did not attempt that still have raw segments.
+ * attempted[0..nattempted) are partition keys. Best effort: a record
+ * that cannot be written is logged, compaction itself is not failed.
+ */
+static void failures_update(struct run *r, const struct compact_failure *now, size_t nnow,
+                            char (*attempted)[PART_KEY_MAX], size_t nattempted)
+{
+    char path[PATH_MAX];
+    struct compact_failure *old = NULL;
+    size_t nold = 0;
+    struct weir_errmsg e = {0};
+    struct seg_list segs = {0};
+    struct buf b = BUF_INIT(8u << 20);
+    int rc = 0;
+
+    if (failures_path(r->cfg, r->p, path, sizeof path))
+        return;
+    if (compact_failures_read(r->cfg, r->p, &old, &nold, &e) != 0)
+        log_warn("pipeline %s: %s", r->p->name, e.text);
+    if (nold == 0 && nnow == 0)
+        goto out;
+    if (nold && seg_list(r->cfg->data_dir, r->p->name, "raw", &segs, &e) != 0) {
+        log_warn("pipeline %s: %s", r->p->name, e.text);
+        goto out;
+    }
+    for (size_t i = 0; i < nold && !rc; i++) {
+        int keep = 0;
+        for (size_t k = 0; k < nattempted; k++)
+            if (strcmp(old[i].partition, attempted[k]) == 0)
+                goto next;
+        for (size_t k = 0; k < segs.n && !keep; k++) {
+            char key[PART_KEY_MAX];
+            keep = !segs.v[k].active &&
+                   part_key_format(segs.v[k].part_start, segs.v[k].grain, key, sizeof key) &&
+                   strcmp(key, old[i].partition) == 0;
+        }
+        if (keep)
+            rc = put_failure(&b, &old[i]);
+    next:;
+    }
+    for (size_t i = 0; i < nnow && !rc; i++) {
+        struct compact_failure f = now[i];
+        /* Failing since the first time it failed with this reason. */
+        for (size_t k = 0; k < nold; k++)
+            if (strcmp(old[k].partition, f.partition) == 0) {
+                struct buf a = BUF_INIT(sizeof f.reason * 2), c = BUF_INIT(sizeof f.reason * 2);
+                if (put_failure(&a, &old[k]) == 0 && put_failure(&c, &f) == 0 &&
+                    strcmp(strchr(strchr(a.data, '\t') + 1, '\t'),
+                           strchr(strchr(c.data, '\t') + 1, '\t')) == 0)
+                    f.since_ns = old[k].since_ns;
+                buf_release(&a);
+                buf_release(&c);
+            }
+        rc = put_failure(&b, &f);
+    }
+    if (rc)
+        goto out;
+    if (b.len == 0) {
+        if (fsio_unlink(path) != 0 && errno != ENOENT)
+            log_warn("%s: cannot delete: %s", path, strerror(errno));
+    } else if (fsio_write_file_atomic(path, b.data, b.len, 0644) != 0) {
+        log_warn("%s: cannot write the record of failed partitions: %s", path,
+                 strerror(errno));
+    }
+out:
+    seg_list_release(&segs);
+    free(old);
+    buf_release(&b);
 }
 
 /* ---- compaction ------------------------------------------------------------- */
@@ -485,7 +634,11 @@ int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline
     struct run r;
     int rc = run_open(&r, cfg, p, o, 1, e);
     unsigned long done = 0, total = 0;
-    int first = 1;
+    int first = 1, opened = 0;
+    struct compact_failure *failed = NULL;
+    char (*attempted)[PART_KEY_MAX] = NULL;
+    size_t nfailed = 0, nattempted = 0, capattempted = 0;
+    struct weir_errmsg first_failure = {0};
 
     if (rc == 1) {
         rc = 0;
@@ -493,6 +646,7 @@ int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline
     }
     if (rc)
         goto out;
+    opened = 1;
     for (;;) {
         struct tl_snapshot s = {0};
         struct seg_list segs = {0};
@@ -510,7 +664,54 @@ int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline
         }
         for (size_t k = 0; k < ng && !stopped(o); k++) {
             show_progress(&r, "compact", done, total, st->bytes_in, 0);
+            char key[PART_KEY_MAX];
+            part_key_format(segs.v[g[k]].part_start, segs.v[g[k]].grain, key, sizeof key);
             rc = compact_partition(&r, s.version, &segs.v[g[k]], g[k + 1] - g[k], st, e);
+            if (rc != WEIR_ECONFLICT && !stopped(o)) {
+                if (nattempted == capattempted) {
+                    size_t nc = capattempted ? capattempted * 2 : 16;
+                    char (*x)[PART_KEY_MAX] = realloc(attempted, nc * sizeof *x);
+                    if (!x) {
+                        rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
+                        break;
+                    }
+                    attempted = x;
+                    capattempted = nc;
+                }
+                snprintf(attempted[nattempted++], PART_KEY_MAX, "%s", key);
+            }
+            if (rc == WEIR_ESQL && !stopped(o)) {
+                /* DuckDB refused this partition's data (the message names
+                 * the segment and the line): say so, keep it raw, and go
+                 * on with the others, so one bad record never holds up
+                 * the rest of the table. */
+                struct compact_failure *x = realloc(failed, (nfailed + 1) * sizeof *x);
+                if (!x) {
+                    rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
+                    break;
+                }
+                failed = x;
+                memset(&failed[nfailed], 0, sizeof *x);
+                snprintf(failed[nfailed].partition, sizeof failed[nfailed].partition,
+                         "%s", key);
+                failed[nfailed].since_ns = wtime_now_ns();
+                /* The reason without the "pipeline P: partition K: " that
+                 * the record says by itself. */
+                const char *why = e->text;
+                size_t pl = strlen("pipeline : partition : ") + strlen(p->name) +
+                            strlen(key);
+                if (strlen(why) > pl && strncmp(why, "pipeline ", 9) == 0)
+                    why += pl;
+                snprintf(failed[nfailed].reason, sizeof failed[nfailed].reason, "%s", why);
+                nfailed++;
+                st->partitions_failed++;
+                log_error("%s (its segments stay raw until fixed; the other partitions "
+                          "go on)", e->text);
+                if (!first_failure.text[0])
+                    errmsg_set(&first_failure, rc, "%s", e->text);
+                rc = 0;
+                continue;
+            }
             if (rc == WEIR_ECONFLICT) {
                 /* Someone else committed to this table: look again. */
                 st->conflicts++;
@@ -536,9 +737,17 @@ int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline
             break;
     }
     show_progress(&r, "compact", done, total > done ? total : done, st->bytes_in, 1);
+    if (opened)
+        failures_update(&r, failed, nfailed, attempted, nattempted);
+    if (rc == 0 && nfailed)
+        rc = errmsg_set(e, WEIR_ESQL, "%lu partition%s could not be compacted%s %s",
+                        (unsigned long)nfailed, nfailed == 1 ? "" : "s",
+                        nfailed == 1 ? ":" : "; the first:", first_failure.text);
 out:
     st->elapsed_ns += wtime_mono_ns() - r.start_mono;
     run_close(&r);
+    free(failed);
+    free(attempted);
     return rc;
 }
 

@@ -75,6 +75,7 @@ struct compact_stats {
     unsigned long files_removed;
     unsigned long segments;        /* absorbed */
     unsigned long conflicts;       /* commits lost to another writer, redone */
+    unsigned long partitions_failed; /* refused by DuckDB (compact_failure) */
     uint64_t rows;
     uint64_t bytes_in;             /* raw bytes read (compact) or Parquet (optimize) */
     uint64_t bytes_out;            /* Parquet bytes written */
@@ -82,13 +83,41 @@ struct compact_stats {
     int64_t elapsed_ns;
 };
 
-/* Compact the closed partitions of pipeline p (every sealed segment with
+/*
+ * Compact the closed partitions of pipeline p (every sealed segment with
  * o->all). Adds to *st (zero it first). Errors name the pipeline, the
  * partition and the file; a schema change that would make old Parquet
- * unreadable is WEIR_ESCHEMA and compacts nothing. */
+ * unreadable is WEIR_ESCHEMA and compacts nothing.
+ *
+ * A partition whose segments DuckDB refuses (a line that is not JSON, a
+ * value its column cannot hold: the message names the segment, the line
+ * and the field) does not stop the others: it is logged (log_error), left
+ * raw (a query that reads it fails on the same line, naming it), counted in
+ * st->partitions_failed and recorded for `weir status`
+ * (compact_failures_read); the run goes on with the next partition and
+ * returns WEIR_ESQL at the end, e naming the first failure. The record is
+ * cleared when the partition compacts, or its segments are gone.
+ */
 int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline *p,
                      const struct compact_opts *o, struct compact_stats *st,
                      struct weir_errmsg *e);
+
+/* A partition whose last compaction failed on its data. */
+struct compact_failure {
+    char partition[32];        /* date=2025-09-02/hour=10 */
+    int64_t since_ns;          /* when it first failed with this reason */
+    char reason[1024];         /* the message: segment, line, field */
+};
+
+/*
+ * The partitions of pipeline p whose compaction failed on their data, as
+ * the last compactions recorded them (<dataset>/_compact.failed: one line
+ * per partition, "<partition> TAB <since, ns> TAB <reason>", replaced
+ * atomically). *out (free() it) gets *n entries; none is 0 entries.
+ */
+int compact_failures_read(const struct weir_config *cfg, const struct config_pipeline *p,
+                          struct compact_failure **out, size_t *n,
+                          struct weir_errmsg *e);
 
 /* Merge, per partition (o->partition: only that one), the live Parquet
  * files of a partition that has two or more into one file, in one commit

@@ -3,19 +3,15 @@
  * schema evolution check and a reader's pinned view; see lake.h and
  * docs/lake.md, docs/query.md.
  *
- * Two ways to read raw NDJSON with fixed types:
- *
- *   - read_json(..., columns={...}): DuckDB parses each line straight into
- *     the typed columns. Used when the table has no _extra column: it is
- *     the fastest (measured: as fast as DuckDB's own auto-detecting read).
- *   - read_json_objects + json_transform(json, structure) for the typed
- *     columns and json_merge_patch(json, {"a": null, ...}) for _extra: the
- *     patch deletes every column's key, what is left is the undeclared
- *     part. About 1.6x the time of the first way, the price of losing
- *     nothing when the schema allows undeclared properties.
- *
- * Both give the same values for records that passed validation: the
- * schema's types are exactly the columns' types.
+ * Raw NDJSON is read with weir_read_ndjson (sql.h): weir's scanner
+ * parses each line once into the typed columns, and the members no
+ * column takes into _extra. DuckDB's SQL way needed three parses per
+ * record for _extra (read_json_objects, json_transform for the columns,
+ * json_merge_patch for the rest: about 2x the typed read), and its
+ * json_transform turned a value it could not convert into NULL silently;
+ * read_json alone cannot give "the rest of the object" at all. Records
+ * that passed validation convert exactly: the schema's types are the
+ * columns' types (integers bounded to int64 at ingest, schema.h).
  */
 #include "store/lake.h"
 
@@ -338,6 +334,7 @@ struct schema *lake_load_schema(const struct weir_config *cfg,
     struct schema_opts so = {
         .lax = p->lax,
         .format_assert = p->format_assert,
+        .int64_integers = 1, /* as serve validates (schema.h) */
         .max_depth = (uint32_t)cfg->limits.max_depth,
         .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
     };
@@ -403,13 +400,6 @@ static int hive_opts(const struct lake_table *t, unsigned flags, struct buf *b)
                            : ", hive_partitioning = true, hive_types = {'date': 'DATE'}");
 }
 
-static int part_cols(const struct lake_table *t, unsigned flags, struct buf *b)
-{
-    if (!(flags & LAKE_SQL_PARTCOLS))
-        return 0;
-    return buf_puts(b, t->grain == PART_HOUR ? ", \"date\", \"hour\"" : ", \"date\"");
-}
-
 /* DuckDB refuses lines longer than maximum_object_size (16 MB default). */
 static uint64_t max_object(const struct lake_table *t)
 {
@@ -424,86 +414,31 @@ static uint64_t max_object(const struct lake_table *t)
 int lake_sql_raw(const struct lake_table *t, const char *const *paths, size_t n,
                  unsigned flags, struct buf *b)
 {
-    int rc = 0;
-    if (!t->has_extra) {
-        rc = buf_puts(b, "SELECT ");
-        for (size_t i = 0; i < t->ncols && !rc; i++) {
-            if (i)
-                rc = buf_puts(b, ", ");
-            if (!rc)
-                rc = sql_quote_ident(b, t->cols[i].name);
-        }
-        if (!rc)
-            rc = part_cols(t, flags, b);
-        if (!rc)
-            rc = buf_puts(b, " FROM read_json(");
-        if (!rc)
-            rc = lake_sql_path_list(b, paths, n);
-        if (!rc)
-            rc = buf_puts(b, ", format = 'newline_delimited', columns = {");
-        for (size_t i = 0; i < t->ncols && !rc; i++) {
-            if (i)
-                rc = buf_puts(b, ", ");
-            if (!rc)
-                rc = sql_quote_ident(b, t->cols[i].name);
-            if (!rc)
-                rc = buf_puts(b, ": ");
-            if (!rc)
-                rc = sql_quote_string(b, t->cols[i].type);
-        }
-        if (!rc)
-            rc = buf_appendf(b, "}, maximum_object_size = %llu",
-                             (unsigned long long)max_object(t));
-        if (!rc)
-            rc = hive_opts(t, flags, b);
-        return rc ? rc : buf_putc(b, ')');
-    }
-
-    /* The typed columns from json_transform, the rest from a merge patch
-     * that deletes their keys. */
-    struct buf st = BUF_INIT(LAKE_SQL_MAX), patch = BUF_INIT(LAKE_SQL_MAX);
-    rc = buf_puts(b, "SELECT ");
-    rc = rc ? rc : buf_putc(&st, '{');
-    rc = rc ? rc : buf_putc(&patch, '{');
+    /* One pass of weir's scanner per line (sql.h, weir_read_ndjson): the
+     * typed columns, and _extra from the members no column takes. */
+    struct buf st = BUF_INIT(LAKE_SQL_MAX);
+    int rc = buf_putc(&st, '{');
     for (size_t i = 0; i < t->ncols && !rc; i++) {
         const struct lake_col *c = &t->cols[i];
-        if (i) {
+        if (i)
             rc = buf_putc(&st, ',');
-            rc = rc ? rc : buf_putc(&patch, ',');
-        }
         rc = rc ? rc : buf_put_json_string(&st, c->name, strlen(c->name));
         rc = rc ? rc : buf_putc(&st, ':');
         rc = rc ? rc : buf_puts(&st, c->json_type);
-        rc = rc ? rc : buf_put_json_string(&patch, c->name, strlen(c->name));
-        rc = rc ? rc : buf_puts(&patch, ":null");
-        rc = rc ? rc : buf_puts(b, "__r.");
-        rc = rc ? rc : sql_quote_ident(b, c->name);
-        rc = rc ? rc : buf_puts(b, ", ");
     }
     rc = rc ? rc : buf_putc(&st, '}');
-    rc = rc ? rc : buf_putc(&patch, '}');
-    rc = rc ? rc : buf_puts(b, "nullif(json_merge_patch(__j, ");
-    rc = rc ? rc : sql_quote_string(b, patch.data);
-    rc = rc ? rc : buf_puts(b, "), '{}') AS ");
-    rc = rc ? rc : sql_quote_ident(b, LAKE_EXTRA_COLUMN);
-    rc = rc ? rc : part_cols(t, flags, b);
-    rc = rc ? rc : buf_puts(b, " FROM (SELECT ");
-    if (!rc && t->ncols) {
-        rc = buf_puts(b, "json_transform(json, ");
-        rc = rc ? rc : sql_quote_string(b, st.data);
-        rc = rc ? rc : buf_puts(b, ") AS __r, ");
-    }
-    rc = rc ? rc : buf_puts(b, "json AS __j");
-    rc = rc ? rc : part_cols(t, flags, b);
-    rc = rc ? rc : buf_puts(b, " FROM read_json_objects(");
+    rc = rc ? rc : buf_puts(b, "SELECT * FROM weir_read_ndjson(");
     rc = rc ? rc : lake_sql_path_list(b, paths, n);
-    rc = rc ? rc : buf_appendf(b, ", format = 'newline_delimited', "
-                                  "maximum_object_size = %llu",
-                               (unsigned long long)max_object(t));
-    rc = rc ? rc : hive_opts(t, flags, b);
-    rc = rc ? rc : buf_puts(b, "))");
+    rc = rc ? rc : buf_puts(b, ", columns = ");
+    rc = rc ? rc : sql_quote_string(b, st.data);
+    if (!rc && t->has_extra) {
+        rc = buf_puts(b, ", extra = ");
+        rc = rc ? rc : sql_quote_string(b, LAKE_EXTRA_COLUMN);
+    }
+    if (!rc && (flags & LAKE_SQL_PARTCOLS))
+        rc = buf_puts(b, t->grain == PART_HOUR ? ", hive = 'hour'" : ", hive = 'day'");
+    rc = rc ? rc : buf_appendf(b, ", max_line = %llu)", (unsigned long long)max_object(t));
     buf_release(&st);
-    buf_release(&patch);
     return rc;
 }
 

@@ -35,6 +35,7 @@ pipelines:
       kafka: {brokers: "$BOOT", topic: t, group: $1, batch: {max_records: 3000, max_wait: 100ms}, $KOPTS}
     schema: $TMP/schema.json
     time_field: ts
+    compaction: manual
     max_record: 4KB
 EOF
 }

@@ -36,6 +36,7 @@ pipelines:
     source:
       kafka: {brokers: "$BOOT", topic: t, group: g, batch: {max_records: 20000, max_wait: 700ms}, $KOPTS}
     time_field: ts
+    compaction: manual
     fsync: $1
 EOF
 }

@@ -29,6 +29,7 @@ pipelines:
     source:
       kafka: {brokers: "$BOOT", topic: t, group: g, batch: {max_records: 2000, max_wait: 150ms}, $KOPTS}
     time_field: ts
+    compaction: manual
 EOF
 }
 config a

@@ -43,6 +43,7 @@ pipelines:
   - name: t
     source: {tcp: 127.0.0.1:$port}
     schema: $TMP/schema.json
+    compaction: manual            # these tests look at raw segments
     time_field: ts
     time_max_age: off
     fsync: $1

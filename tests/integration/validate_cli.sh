@@ -76,4 +76,13 @@ eq "numeric strings invalid in strict mode" 1 $?
 "$WEIR" validate -s "$S" --lax "$TMP/lax" >/dev/null 2>&1
 eq "numeric strings valid with --lax" 0 $?
 
+# --int64: integers must fit the lake's BIGINT (as serve checks); off by
+# default, where JSON Schema integers are unbounded.
+printf '%s\n' '{"timestamp": 1756803600, "sensor_id": 12345678901234567890, "measurement": {"kind": "Temperature", "value": 1, "unit": "Celcius"}}' >"$TMP/big"
+"$WEIR" validate -s "$S" "$TMP/big" >/dev/null 2>&1
+eq "a 20-digit integer is valid JSON Schema" 0 $?
+"$WEIR" validate -s "$S" --int64 --errors "$TMP/big" >"$TMP/out" 2>/dev/null
+eq "--int64: exit 1" 1 $?
+eq "--int64: the verdict" '{"line":1,"path":"/sensor_id","error":"12345678901234567890 is outside the 64-bit integer range the lake stores"}' "$(cat "$TMP/out")"
+
 finish

@@ -2,8 +2,8 @@
  * validbench.c - how fast the whole validate path runs (scan, duplicate
  * check, schema walk) on one core.
  *
- *   validbench -s SCHEMA [-l] [-r ROUNDS] FILE.ndjson
- *   validbench -s SCHEMA [-l] [-r ROUNDS] -g N
+ *   validbench -s SCHEMA [-l] [-i] [-r ROUNDS] FILE.ndjson
+ *   validbench -s SCHEMA [-l] [-i] [-r ROUNDS] -g N
  *
  * Reads FILE into memory, then validates it line by line ROUNDS times
  * (default: as many as fit in about 3 seconds) with one validator, and
@@ -14,7 +14,8 @@
  * -g N validates N generated telemetry records (the seed's TelemetryData,
  * as examples/telemetry.schema.json describes) instead of a file, so the
  * figure in docs/schema.md can be reproduced without data.
- * -l turns on lax mode. Not a test: a figure for docs/schema.md and for
+ * -l turns on lax mode; -i the int64 bound on integers (schema_opts.int64_integers,
+ * as `weir serve` validates). Not a test: a figure for docs/schema.md and for
  * bench/ scripts that put it beside a peer (ajv).
  */
 #include <stdio.h>
@@ -110,12 +111,13 @@ static char *generate(long n, size_t *len)
 int main(int argc, char **argv)
 {
     const char *schema_path = NULL;
-    int c, lax = 0;
+    int c, lax = 0, i64 = 0;
     long rounds = 0, gen = 0;
-    while ((c = getopt(argc, argv, "s:lr:g:")) != -1) {
+    while ((c = getopt(argc, argv, "s:lir:g:")) != -1) {
         switch (c) {
         case 's': schema_path = optarg; break;
         case 'l': lax = 1; break;
+        case 'i': i64 = 1; break;
         case 'r': rounds = strtol(optarg, NULL, 10); break;
         case 'g': gen = strtol(optarg, NULL, 10); break;
         default: goto usage;
@@ -125,6 +127,7 @@ int main(int argc, char **argv)
         goto usage;
     struct schema_opts o = {0};
     o.lax = lax;
+    o.int64_integers = i64;
     struct weir_errmsg err;
     struct schema *s = schema_load_file(schema_path, &o, &err);
     if (!s) {
@@ -165,6 +168,6 @@ int main(int argc, char **argv)
     free(data);
     return 0;
 usage:
-    fprintf(stderr, "usage: validbench -s SCHEMA [-l] [-r ROUNDS] FILE.ndjson | -g N\n");
+    fprintf(stderr, "usage: validbench -s SCHEMA [-l] [-i] [-r ROUNDS] FILE.ndjson | -g N\n");
     return 2;
 }

@@ -133,6 +133,10 @@ static void test_recursion_and_merges(void **state)
           "\"y\":{\"enum\":[1.5,2]},\"w\":{\"enum\":[\"a\",1]},"
           "\"c\":{\"const\":\"k\"}}}",
           "object!{x:integer?,y:number?,w:json?,c:string?}");
+    /* An enum integer outside int64 would not fit BIGINT: a number. */
+    check("{\"type\":\"object\",\"properties\":{\"b\":{\"enum\":[1,12345678901234567890]},"
+          "\"k\":{\"const\":-9223372036854775808}}}",
+          "object!{b:number?,k:integer?}");
     /* A union of two open objects: shared fields typed, the others JSON. */
     check("{\"type\":\"object\",\"properties\":{\"u\":{\"oneOf\":["
           "{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"a\"},"

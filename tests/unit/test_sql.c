@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/error.h"
@@ -242,6 +243,223 @@ static void test_quoting(void **state)
     sql_close(db);
 }
 
+/* ---- weir_read_ndjson --------------------------------------------------- */
+
+static char nd_dir[256];
+
+/* Write text to nd_dir/name (creating sub-directories); returns the path
+ * in one of 4 static buffers, reused in turn. */
+static const char *nd_file(const char *name, const char *text)
+{
+    static char paths[4][512];
+    static int k;
+    char *p = paths[k++ % 4];
+    snprintf(p, 512, "%s/%s", nd_dir, name);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", p);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static void nd_dir_make(void)
+{
+    snprintf(nd_dir, sizeof nd_dir, "/tmp/weir-test-sql.XXXXXX");
+    assert_non_null(mkdtemp(nd_dir));
+}
+
+static void nd_dir_remove(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", nd_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+#define ND_COLS "{\"ts\":\"BIGINT\",\"v\":\"DOUBLE\",\"s\":\"VARCHAR\",\"ok\":\"BOOLEAN\"," \
+    "\"raw\":\"JSON\",\"m\":{\"a\":\"BIGINT\",\"b\":[\"VARCHAR\"]},\"l\":[\"BIGINT\"]}"
+
+static void test_read_ndjson(void **state)
+{
+    struct sql_db *db = db_open();
+    struct weir_errmsg e = {0};
+    char sql[4096];
+    nd_dir_make();
+    /* Every kind of value, nulls, missing fields, escapes, blank lines,
+     * undeclared members (kept in _extra, as sent but for whitespace), a
+     * last line without a newline. */
+    char f[512];
+    snprintf(f, sizeof f, "%s", nd_file("a.ndjson",
+        "{\"ts\": 1, \"v\": 1.5, \"s\": \"a\\\"b\", \"ok\": true, \"raw\": {\"k\": [1, 2]}, "
+        "\"m\": {\"a\": 7, \"b\": [\"x\", \"y\"], \"zz\": 1}, \"l\": [1, 2, 3], \"note\": \"n 1\"}\n"
+        "\n"
+        "   \n"
+        "{\"ts\": 2.0, \"v\": 2, \"s\": \"\\u00e9\", \"ok\": false, \"raw\": \"n/a\", \"m\": null, "
+        "\"l\": [], \"x\": {\"deep\" : [ 1 , {\"a\": \" spaced \"} ]}, \"y\": null}\n"
+        "{\"t\\u0073\": 3, \"raw\": 1.50, \"l\": [null, 4]}\n"
+        "{\"ts\": null}"));
+    snprintf(sql, sizeof sql,
+             "SELECT * FROM weir_read_ndjson(['%s'], columns = '%s', extra = '_extra') "
+             "ORDER BY ts NULLS LAST", f, ND_COLS);
+    check_fmt(db, sql, SQL_FORMAT_CSV,
+              "ts,v,s,ok,raw,m,l,_extra\n"
+              "1,1.5,\"a\"\"b\",true,\"{\"\"k\"\":[1,2]}\",\"{\"\"a\"\":7,\"\"b\"\":[\"\"x\"\",\"\"y\"\"]}\","
+              "\"[1,2,3]\",\"{\"\"note\"\":\"\"n 1\"\"}\"\n"
+              "2,2.0,é,false,\"\"\"n/a\"\"\",,[],\"{\"\"x\"\":{\"\"deep\"\":[1,{\"\"a\"\":\"\" spaced \"\"}]},"
+              "\"\"y\"\":null}\"\n"
+              "3,,,,1.50,,\"[null,4]\",\n"
+              ",,,,,,,\n");
+    snprintf(sql, sizeof sql,
+             "DESCRIBE SELECT * FROM weir_read_ndjson(['%s'], columns = '%s', extra = '_extra')",
+             f, ND_COLS);
+    check_fmt(db, sql, SQL_FORMAT_CSV,
+              "column_name,column_type,null,key,default,extra\n"
+              "ts,BIGINT,YES,,,\nv,DOUBLE,YES,,,\ns,VARCHAR,YES,,,\nok,BOOLEAN,YES,,,\n"
+              "raw,JSON,YES,,,\nm,\"STRUCT(a BIGINT, b VARCHAR[])\",YES,,,\nl,BIGINT[],YES,,,\n"
+              "_extra,JSON,YES,,,\n");
+    /* Projections: one column, _extra alone, no column at all. */
+    snprintf(sql, sizeof sql,
+             "SELECT count(*), count(_extra), sum(len(l)) FROM weir_read_ndjson(['%s'], "
+             "columns = '%s', extra = '_extra')", f, ND_COLS);
+    check_fmt(db, sql, SQL_FORMAT_CSV, "count_star(),count(_extra),sum(len(l))\n4,2,5\n");
+    /* Without extra, undeclared members are dropped; with columns '{}'
+     * _extra is the whole record. */
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s'], columns = '{\"ts\":\"BIGINT\"}') "
+             "ORDER BY ts", f);
+    check_fmt(db, sql, SQL_FORMAT_CSV, "ts\n1\n2\n3\n\n");
+    snprintf(sql, sizeof sql, "SELECT _extra FROM weir_read_ndjson(['%s'], columns = '{}', "
+             "extra = '_extra') WHERE _extra->>'$.ts' = '1'", f);
+    char *got = run_fmt(db, sql, SQL_FORMAT_CSV);
+    assert_non_null(strstr(got, "\"\"note\"\":\"\"n 1\"\"}"));
+    free(got);
+
+    /* Deeper than the scanner's default (validation may allow more). */
+    {
+        char deep[8000];
+        size_t o = 0;
+        for (int i = 0; i < 1000; i++)
+            o += (size_t)snprintf(deep + o, sizeof deep - o, "{\"a\":");
+        o += (size_t)snprintf(deep + o, sizeof deep - o, "1");
+        for (int i = 0; i < 1000; i++)
+            deep[o++] = '}';
+        deep[o++] = '\n';
+        deep[o] = '\0';
+        snprintf(sql, sizeof sql, "SELECT len(_extra) FROM weir_read_ndjson(['%s'], "
+                 "columns = '{}', extra = '_extra')", nd_file("deep.ndjson", deep));
+        check_fmt(db, sql, SQL_FORMAT_CSV, "len(_extra)\n6001\n");
+    }
+
+    /* Hive partition columns from the path. */
+    const char *h = nd_file("raw/date=2025-09-02/hour=07/n1-0-1.ndjson", "{\"ts\":5}\n");
+    snprintf(sql, sizeof sql, "SELECT ts, date, hour FROM weir_read_ndjson(['%s'], "
+             "columns = '{\"ts\":\"BIGINT\"}', hive = 'hour')", h);
+    check_fmt(db, sql, SQL_FORMAT_CSV, "ts,date,hour\n5,2025-09-02,7\n");
+    snprintf(sql, sizeof sql, "SELECT date FROM weir_read_ndjson(['%s'], "
+             "columns = '{\"ts\":\"BIGINT\"}', hive = 'day')", h);
+    check_fmt(db, sql, SQL_FORMAT_CSV, "date\n2025-09-02\n");
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s'], "
+             "columns = '{\"ts\":\"BIGINT\"}', hive = 'hour')", f);
+    assert_int_equal(sql_exec(db, sql, &e), WEIR_ESQL);
+    assert_non_null(strstr(e.text, "date=YYYY-MM-DD"));
+
+    /* Values that do not fit fail the query, naming file, line, field. */
+    const char *bad = nd_file("bad.ndjson", "{\"ts\":1}\n\n{\"ts\":12345678901234567890}\n");
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s'], "
+             "columns = '{\"ts\":\"BIGINT\"}')", bad);
+    assert_int_equal(sql_exec(db, sql, &e), WEIR_ESQL);
+    assert_non_null(strstr(e.text, bad));
+    assert_non_null(strstr(e.text, "line 3: field \"ts\": 12345678901234567890 is not a "
+                                   "64-bit integer"));
+    const char *bad2 = nd_file("bad2.ndjson", "{\"m\":{\"a\":\"x\"}}\n");
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s'], columns = '%s')",
+             bad2, ND_COLS);
+    assert_int_equal(sql_exec(db, sql, &e), WEIR_ESQL);
+    assert_non_null(strstr(e.text, "line 1: field \"a\": \"x\" is not a 64-bit integer"));
+    const char *bad3 = nd_file("bad3.ndjson", "{\"ts\":1}\n[1]\n");
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s'], columns = '%s')",
+             bad3, ND_COLS);
+    assert_int_equal(sql_exec(db, sql, &e), WEIR_ESQL);
+    assert_non_null(strstr(e.text, "line 2: not a JSON object"));
+    const char *bad4 = nd_file("bad4.ndjson", "{\"ts\":1,}\n");
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s'], columns = '%s')",
+             bad4, ND_COLS);
+    assert_int_equal(sql_exec(db, sql, &e), WEIR_ESQL);
+    assert_non_null(strstr(e.text, "line 1: invalid JSON"));
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s/nope.ndjson'], "
+             "columns = '%s')", nd_dir, ND_COLS);
+    assert_int_equal(sql_exec(db, sql, &e), WEIR_ESQL);
+    assert_non_null(strstr(e.text, "nope.ndjson"));
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s'], columns = '{\"a\":\"INT\"}')", f);
+    assert_int_equal(sql_exec(db, sql, &e), WEIR_ESQL);
+    assert_non_null(strstr(e.text, "unknown type"));
+    snprintf(sql, sizeof sql, "SELECT * FROM weir_read_ndjson(['%s'], columns = '{\"ts\":\"BIGINT\"}', "
+             "max_line = 10)", f);
+    assert_int_equal(sql_exec(db, sql, &e), WEIR_ESQL);
+    if (!strstr(e.text, "longer than 10 bytes"))
+        fail_msg("%s", e.text);
+    sql_close(db);
+    nd_dir_remove();
+}
+
+/* Many records over several work units and chunks, two threads: the same
+ * sums as DuckDB's own typed read_json of the same file. */
+static void test_read_ndjson_parallel(void **state)
+{
+    struct sql_opts o = {.memory_limit = "512MB", .threads = 2};
+    struct weir_errmsg e = {0};
+    struct sql_db *db = NULL;
+    char sql[2048];
+    if (sql_open(&o, &db, &e))
+        fail_msg("sql_open: %s", e.text);
+    nd_dir_make();
+    char path[300];
+    snprintf(path, sizeof path, "%s/big.ndjson", nd_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    long n = 60000;
+    for (long i = 0; i < n; i++) {
+        fprintf(f, "{\"ts\": %ld, \"v\": %ld.25, \"s\": \"sensor-%ld\", ", i, i % 1000,
+                i % 97);
+        if (i % 11 == 0)
+            fprintf(f, "\"m\": null, ");
+        else
+            fprintf(f, "\"m\": {\"a\": %ld, \"b\": [\"p\", \"q%ld\"]}, ", i * 3, i % 5);
+        fprintf(f, "\"l\": [%ld, %ld]", i, -i);
+        if (i % 7 == 0)
+            fprintf(f, ", \"extra_%ld\": \"%0100ld\"", i % 3, i);
+        fprintf(f, "}\n");
+    }
+    fclose(f);
+    const char *agg = "count(*), sum(ts), sum(v), count(DISTINCT s), sum(m.a), "
+                      "sum(len(m.b)), sum(l[1]), sum(l[2])";
+    char *mine, *theirs;
+    snprintf(sql, sizeof sql, "SELECT %s, count(_extra) FROM weir_read_ndjson(['%s'], "
+             "columns = '%s', extra = '_extra')", agg, path, ND_COLS);
+    mine = run_fmt(db, sql, SQL_FORMAT_CSV);
+    snprintf(sql, sizeof sql, "SELECT %s, %ld FROM read_json('%s', format = 'newline_delimited', "
+             "columns = {ts: 'BIGINT', v: 'DOUBLE', s: 'VARCHAR', "
+             "m: 'STRUCT(a BIGINT, b VARCHAR[])', l: 'BIGINT[]'})",
+             agg, (n + 6) / 7, path);
+    theirs = run_fmt(db, sql, SQL_FORMAT_CSV);
+    /* Same figures (the header differs only in the last column's name). */
+    assert_string_equal(strchr(mine, '\n'), strchr(theirs, '\n'));
+    free(mine);
+    free(theirs);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM weir_read_ndjson(['%s', '%s'], "
+             "columns = '{}', extra = '_extra') WHERE _extra->>'$.extra_1' IS NOT NULL",
+             path, path);
+    int64_t v = 0;
+    assert_int_equal(sql_query_int64(db, sql, &v, &e), 0);
+    long want = 0;
+    for (long i = 0; i < n; i++)
+        want += i % 7 == 0 && i % 3 == 1;
+    assert_int_equal(v, 2 * want);
+    sql_close(db);
+    nd_dir_remove();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +468,8 @@ int main(void)
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_quoting),
+        cmocka_unit_test(test_read_ndjson),
+        cmocka_unit_test(test_read_ndjson_parallel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

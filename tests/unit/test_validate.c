@@ -714,6 +714,67 @@ static void test_golden(void **state)
     assert_true(cases >= 4);
 }
 
+/* schema_opts.int64_integers: what `weir serve` checks so that every
+ * stored integer fits the lake's BIGINT columns. */
+static void i64(const char *schema, const char *rec, int want, const char *path,
+                const char *msg)
+{
+    struct schema_opts o = {0};
+    o.int64_integers = 1;
+    check_opts(schema, rec, want, path, msg, &o);
+}
+
+static void test_int64(void **state)
+{
+    (void)state;
+    const char *in = "{\"type\":\"integer\"}";
+    const char *big = "12345678901234567890 is outside the 64-bit integer range "
+                      "the lake stores";
+    /* Off (weir validate's default): JSON Schema integers are unbounded. */
+    ok(in, "12345678901234567890");
+    ok(in, "1e30");
+    i64(in, "12345678901234567890", 0, "", big);
+    i64(in, "9223372036854775807", 1, NULL, NULL);
+    i64(in, "-9223372036854775808", 1, NULL, NULL);
+    i64(in, "9223372036854775808", 0, "",
+        "9223372036854775808 is outside the 64-bit integer range the lake stores");
+    i64(in, "-9223372036854775809", 0, "", NULL);
+    i64(in, "999999999999999999", 1, NULL, NULL);   /* 18 digits: the fast path */
+    i64(in, "-999999999999999999", 1, NULL, NULL);
+    i64(in, "1e18", 1, NULL, NULL);                 /* exponent: compared exactly */
+    i64(in, "1e19", 0, "", "1e19 is outside the 64-bit integer range the lake stores");
+    i64(in, "5.0", 1, NULL, NULL);
+    i64(in, "-0", 1, NULL, NULL);
+    i64(in, "00000000000000000000001", 0, NULL, NULL); /* not JSON at all */
+    i64(in, "5.5", 0, "", "expected integer, got number 5.5");
+    i64(in, "\"5\"", 0, "", "expected integer, got string \"5\"");
+    /* Numbers allowed too: a DOUBLE column, no bound. */
+    i64("{\"type\":\"number\"}", "1e30", 1, NULL, NULL);
+    i64("{\"type\":[\"integer\",\"number\"]}", "12345678901234567890", 1, NULL, NULL);
+    i64("{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}",
+        "12345678901234567890", 1, NULL, NULL);
+    /* Where pydantic puts integers: nested, Optional, unions, allOf. */
+    i64("{\"properties\":{\"m\":{\"properties\":{\"id\":{\"type\":\"integer\"}}}}}",
+        "{\"m\":{\"id\":12345678901234567890}}", 0, "/m/id", big);
+    i64("{\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"null\"}]}}}",
+        "{\"a\":12345678901234567890}", 0, "/a", big);
+    i64("{\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"null\"}]}}}",
+        "{\"a\":null}", 1, NULL, NULL);
+    i64("{\"type\":[\"integer\",\"string\"]}", "12345678901234567890", 0, "", big);
+    i64("{\"allOf\":[{\"type\":\"number\"},{\"type\":\"integer\"}]}",
+        "12345678901234567890", 0, "", big);
+    i64("{\"type\":\"array\",\"items\":{\"type\":\"integer\"}}", "[1,2,12345678901234567890]",
+        0, "/2", big);
+    i64("{\"oneOf\":[{\"type\":\"integer\",\"minimum\":0},{\"type\":\"string\"}]}",
+        "12345678901234567890", 0, "", big);
+    /* Lax: a string coerced to an integer is bounded the same way. */
+    struct schema_opts o = {0};
+    o.int64_integers = 1;
+    o.lax = 1;
+    check_opts(in, "\"12345678901234567890\"", 0, "", big, &o);
+    check_opts(in, "\"123\"", 1, NULL, NULL, &o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,7 +784,7 @@ int main(void)
         cmocka_unit_test(test_arrays),      cmocka_unit_test(test_applicators),
         cmocka_unit_test(test_lax),         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_reuse),       cmocka_unit_test(test_stack),
-        cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_golden),      cmocka_unit_test(test_int64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
