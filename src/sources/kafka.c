@@ -146,6 +146,7 @@ struct kafka_source {
 #define INC(k, f, n) atomic_fetch_add_explicit(&(k)->st.f, (n), memory_order_relaxed)
 
 static void pump(struct kafka_source *k);
+static void poison(struct kafka_source *k, const char *why);
 
 /* ---- partitions --------------------------------------------------------- */
 
@@ -226,7 +227,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     char fatal[256];
     if (err == RD_KAFKA_RESP_ERR__FATAL &&
         rd_kafka_fatal_error(rk, fatal, sizeof fatal) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* The consumer cannot go on (fenced by a newer member with the
+         * same group.instance.id, say): nothing it reads may be trusted
+         * to be ours any more. */
         log_error("%s: kafka: fatal error: %s", k->p->name, fatal);
+        poison(k, "the Kafka client hit a fatal error");
         return;
     }
     snprintf(msg, sizeof msg, "%s", reason);
@@ -293,18 +298,9 @@ static void commit(struct kafka_source *k, int sync)
         rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition)->offset = kp->next;
         kp->committed = kp->next;
     }
-    if (l->cnt > 0) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, l, !sync);
-        if (sync) {
-            if (err) {
-                INC(k, commit_errors, 1);
-                log_debug("%s: kafka: offset commit failed: %s (harmless: the "
-                          "checkpoint has the offsets)", k->p->name, rd_kafka_err2str(err));
-            } else {
-                INC(k, commits, 1);
-            }
-        }
-    }
+    /* on_commit counts the result, of synchronous commits too. */
+    if (l->cnt > 0)
+        rd_kafka_commit(k->rk, l, !sync);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
