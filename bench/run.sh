@@ -2,7 +2,7 @@
 # bench/run.sh - run every benchmark in bench/ (`make bench` calls this).
 #
 #   bench/run.sh [NAME...]      all of them, or only those named (validate,
-#                               load, ingest, compact, query)
+#                               load, ingest, compact, query, kafka)
 #
 # Each benchmark is bench/NAME/run.sh: it builds what it needs, prints its
 # table and replaces its own section of bench/RESULTS.md. Benchmarks never
@@ -10,7 +10,7 @@
 # and this script exits 0 unless a name is unknown.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-known=(validate load ingest compact query)
+known=(validate load ingest compact query kafka)
 all=("${known[@]}")
 [ $# -gt 0 ] && all=("$@")
 for name in "${all[@]}"; do

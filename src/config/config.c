@@ -950,10 +950,65 @@ static int parse_batch(struct ctx *c, struct ynode *m, struct config_batch *b)
     return 0;
 }
 
+/* librdkafka properties weir sets itself: its offsets and rebalance
+ * handling depend on them (exactly-once, docs/kafka.md). */
+static const char *const kafka_fixed_options[] = {
+    "bootstrap.servers", "metadata.broker.list", "group.id", "enable.auto.commit",
+    "enable.auto.offset.store", "partition.assignment.strategy", "enable.partition.eof",
+    NULL};
+
+static int parse_kafka_options(struct ctx *c, struct ynode *m, struct config_kafka_source *k)
+{
+    if (m->kind != YNODE_MAP)
+        return fail(c, m, "expected a mapping of librdkafka properties to values "
+                    "(session.timeout.ms: 10000), found %s", describe(m));
+    size_t n = m->n / 2;
+    if (n > WEIR_MAX_CONFIG_ENTRIES)
+        return fail(c, m, "more than %d options", WEIR_MAX_CONFIG_ENTRIES);
+    if (n && !(k->options = amalloc(c->cfg, n * sizeof *k->options)))
+        return nomem(c);
+    for (struct ynode *key = m->first; key; key = key->next->next) {
+        struct ynode *v = key->next;
+        size_t old = path_key(c, key->text);
+        const char *val = NULL;
+        int rc = 0;
+        if (!key->len || strlen(key->text) != key->len ||
+            strspn(key->text, "abcdefghijklmnopqrstuvwxyz0123456789._") != key->len)
+            rc = fail(c, key, "not a librdkafka property name (lowercase words joined "
+                      "by dots: session.timeout.ms)");
+        for (size_t i = 0; !rc && kafka_fixed_options[i]; i++)
+            if (strcmp(key->text, kafka_fixed_options[i]) == 0)
+                rc = fail(c, key, "weir sets %s itself (brokers and group are keys of "
+                          "their own; offsets are committed only once durable)",
+                          key->text);
+        if (!rc && v->is_null)
+            rc = fail(c, key, "give a value");
+        if (!rc)
+            rc = scalar(c, v, &val);
+        if (!rc) {
+            size_t kl = strlen(key->text), vl = strlen(val);
+            char *kv = amalloc(c->cfg, kl + vl + 2);
+            if (!kv) {
+                rc = nomem(c);
+            } else {
+                memcpy(kv, key->text, kl);
+                kv[kl] = '=';
+                memcpy(kv + kl + 1, val, vl + 1);
+                k->options[k->noptions++] = kv;
+            }
+        }
+        path_set(c, old);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int parse_kafka_source(struct ctx *c, struct ynode *m, struct config_kafka_source *k)
 {
     static const char *const keys[] = {"brokers", "topic", "group", "format",
-                                       "descriptor_set", "message", "batch", NULL};
+                                       "descriptor_set", "message", "batch", "options",
+                                       NULL};
     size_t old;
     TRY(check_map(c, m, keys));
     TRY(require(c, m, "brokers"));
@@ -994,6 +1049,12 @@ static int parse_kafka_source(struct ctx *c, struct ynode *m, struct config_kafk
     }
     if ((v = enter(c, m, "batch", &old))) {
         rc = parse_batch(c, v, &k->batch);
+        path_set(c, old);
+        if (rc)
+            return rc;
+    }
+    if ((v = enter(c, m, "options", &old))) {
+        rc = parse_kafka_options(c, v, k);
         path_set(c, old);
     }
     return rc;

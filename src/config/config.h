@@ -122,6 +122,10 @@ struct config_kafka_source {
     char *descriptor_set;   /* protobuf only: absolute path, else NULL */
     char *message;          /* protobuf only: full message type name, else NULL */
     struct config_batch batch;
+    /* librdkafka properties (session.timeout.ms, security.protocol, ...),
+     * "key=value" in file order; the keys weir sets itself are refused. */
+    char **options;
+    size_t noptions;
 };
 
 /* A Kafka producer target (a pipeline's sink or a model's output). */

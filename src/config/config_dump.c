@@ -116,6 +116,20 @@ static int put_cidr(struct buf *b, const struct config_cidr *c)
     return buf_appendf(b, "\"%s/%d\"", t, c->prefix);
 }
 
+/* A librdkafka option "key=value"; values of keys that name a password or
+ * a secret (sasl.password, ssl.key.password, ...) are masked. */
+static int put_option(struct buf *b, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    size_t kl = eq ? (size_t)(eq - kv) : strlen(kv);
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)kl, kv);
+    int secret = strstr(key, "password") || strstr(key, "secret");
+    int rc = buf_appendf(b, "          %s: ", key);
+    rc = rc ? rc : put_str(b, secret ? "***" : eq ? eq + 1 : "");
+    return rc ? rc : buf_puts(b, "\n");
+}
+
 static int put_source(struct buf *b, const struct config_source *s)
 {
     int rc = buf_puts(b, "    source:\n");
@@ -140,6 +154,10 @@ static int put_source(struct buf *b, const struct config_source *s)
                                    (unsigned long long)k->batch.max_records);
         rc = rc ? rc : put_kv_size(b, 10, "max_bytes", k->batch.max_bytes);
         rc = rc ? rc : put_kv_dur(b, 10, "max_wait", k->batch.max_wait_ns);
+        if (k->noptions)
+            rc = rc ? rc : buf_puts(b, "        options:\n");
+        for (size_t i = 0; i < k->noptions && !rc; i++)
+            rc = put_option(b, k->options[i]);
     } else {
         rc = rc ? rc : put_kv_addr(b, 6, "tcp", &s->tcp);
     }

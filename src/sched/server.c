@@ -19,6 +19,7 @@
 #include "obs/http.h"
 #include "obs/metrics.h"
 #include "schema/schema.h"
+#include "sources/kafka.h"
 #include "sources/tcp.h"
 #include "sched/scheduler.h"
 #include "store/compact.h"
@@ -394,6 +395,11 @@ static int recover_all(struct server *s, struct weir_errmsg *e)
     const struct weir_config *cfg = s->cfg;
     for (size_t i = 0; i < cfg->npipelines; i++) {
         const struct config_pipeline *p = &cfg->pipelines[i];
+        /* Kafka offsets first: cut back what no checkpoint acknowledged
+         * (whole records that Kafka delivers again, not torn ones). */
+        int krc = kafka_recover(cfg, p, e);
+        if (krc)
+            return krc;
         struct seg_config sc = {
             .data_dir = cfg->data_dir, .pipeline = p->name, .kind = "quarantine",
             .node = cfg->node, .thread = 0, .grain = PART_HOUR,
@@ -451,11 +457,18 @@ static int start_workers(struct server *s, struct weir_errmsg *e)
         const struct config_pipeline *p = &cfg->pipelines[i];
         char text[300];
         config_format_addr(&p->source.tcp, text, sizeof text);
-        if (p->source.kind != CONFIG_SOURCE_TCP) {
-            log_warn("%s: Kafka sources are not built yet; this pipeline only "
-                     "takes records from `weir requeue`", p->name);
-            snprintf(text, sizeof text, "kafka (not built yet)");
+        if (p->source.kind == CONFIG_SOURCE_KAFKA) {
+            /* One consumer per pipeline, on one worker (sources/kafka.h). */
+            unsigned k = (unsigned)(i % s->nworkers);
+            struct wpipe *wp = &s->workers[k].pipes[i];
+            rc = kafka_source_new(s->workers[k].loop, cfg, p, wp->land, k, &wp->src, e);
+            snprintf(text, sizeof text, "kafka %s group %s", p->source.kafka.topics[0],
+                     p->source.kafka.group);
             s->source_text[i] = strdup(text);
+            if (rc == 0)
+                log_info("%s: reading Kafka %s (%zu topic%s) in group %s on worker %u",
+                         p->name, p->source.kafka.brokers, p->source.kafka.ntopics,
+                         p->source.kafka.ntopics == 1 ? "" : "s", p->source.kafka.group, k);
             continue;
         }
         struct net_addr a, bound;

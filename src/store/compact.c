@@ -23,6 +23,7 @@
 #include "core/wtime.h"
 #include "sql/sql.h"
 #include "store/lake.h"
+#include "store/offsets.h"
 #include "store/partition.h"
 #include "store/segment.h"
 #include "store/tablelog.h"
@@ -589,21 +590,30 @@ static int plan(struct run *r, const struct tl_snapshot *s, struct seg_list *seg
     *starts = NULL;
     *ngroups = 0;
     snprintf(data_dir, sizeof data_dir, "%s", r->cfg->data_dir);
-    if ((rc = seg_list(data_dir, r->p->name, "raw", segs, e)))
+    /* A Kafka pipeline's segment holding records its offsets checkpoint
+     * does not acknowledge yet may still be cut back after a crash
+     * (store/offsets.h): not absorbed before the next batch settles it. */
+    struct offsets_settle settle;
+    if ((rc = offsets_settle_load(data_dir, r->p->name, &settle, e)))
         return rc;
+    if ((rc = seg_list(data_dir, r->p->name, "raw", segs, e))) {
+        offsets_settle_release(&settle);
+        return rc;
+    }
     /* Keep the entries to compact, in place (the list stays sorted by
      * partition then name). */
     for (size_t i = 0; i < segs->n; i++) {
         struct seg_entry *x = &segs->v[i];
         int closed = part_end(x->part_start, x->grain) + grace <= now;
         if (x->active || x->grain != r->t->grain || tl_snapshot_absorbed(s, x->name) ||
-            (!r->o->all && !closed)) {
+            (!r->o->all && !closed) || !offsets_settled(&settle, x->name, x->size)) {
             free(x->path);
             continue;
         }
         segs->v[keep++] = *x;
     }
     segs->n = keep;
+    offsets_settle_release(&settle);
     size_t *g = calloc(keep + 1, sizeof *g);
     if (!g)
         return errmsg_set(e, WEIR_ENOMEM, "out of memory");

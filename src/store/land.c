@@ -440,6 +440,31 @@ size_t land_unwritten(const struct lander *l)
            (l->park.len - l->park_off);
 }
 
+int land_sync(struct lander *l)
+{
+    int rc = 0;
+    for (int tries = 0; tries < 2 && parked(l); tries++) {
+        seg_flush(l->raw);
+        seg_flush(quar_seg(l->quar));
+        rc = unpark(l);
+    }
+    if (parked(l))
+        return rc && rc != WEIR_EAGAIN ? rc : WEIR_EAGAIN;
+    int r1 = seg_flush(l->raw);
+    int r2 = seg_flush(quar_seg(l->quar));
+    return r1 ? r1 : r2;
+}
+
+struct seg_writer *land_raw_writer(struct lander *l)
+{
+    return l->raw;
+}
+
+struct seg_writer *land_quarantine_writer(struct lander *l)
+{
+    return quar_seg(l->quar);
+}
+
 void land_counts(const struct lander *l, struct land_counts *o)
 {
 #define LD(f) atomic_load_explicit(&l->st.f, memory_order_relaxed)

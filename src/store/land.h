@@ -111,6 +111,24 @@ int land_close(struct lander *l);
  * shutdown that gives up on a failing disk loses. Owner thread only. */
 size_t land_unwritten(const struct lander *l);
 
+/*
+ * Make every record landed so far durable now, whatever the time since
+ * the last group commit: write parked records, then flush and fsync the
+ * raw and quarantine writers (fsync never: write them to the OS only).
+ * 0 when nothing taken is pending any more; WEIR_EAGAIN when records are
+ * still parked (the writers are full: call again after land_tick); or the
+ * writers' disk error. Nothing is lost either way: the records stay in
+ * memory until a later call succeeds. For sources that acknowledge
+ * upstream only what is durable (Kafka offsets, sources/kafka.h).
+ */
+int land_sync(struct lander *l);
+
+/* The lander's raw and quarantine segment writers, for seg_marks() after
+ * a successful land_sync (a checkpoint of what the files hold). */
+struct seg_writer;
+struct seg_writer *land_raw_writer(struct lander *l);
+struct seg_writer *land_quarantine_writer(struct lander *l);
+
 /* Copy the counters (any thread). */
 void land_counts(const struct lander *l, struct land_counts *out);
 

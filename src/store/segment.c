@@ -803,6 +803,27 @@ void seg_stats(const struct seg_writer *w, struct seg_stats *out)
     out->pending = STAT_GET(w, pending);
 }
 
+size_t seg_marks(const struct seg_writer *w, struct seg_mark *out, size_t cap,
+                 uint64_t *seq_next)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < w->nparts; i++) {
+        const struct part *p = &w->parts[i];
+        struct seg_name sn;
+        const char *slash;
+        if (!p->path || !(slash = strrchr(p->path, '/')) ||
+            seg_name_parse(slash + 1, &sn) != 0)
+            continue;
+        if (n < cap) {
+            out[n].seq = sn.seq;
+            out[n].len = p->file_len + p->written;
+        }
+        n++;
+    }
+    *seq_next = w->seq_next;
+    return n;
+}
+
 /* ---- the lister --------------------------------------------------------- */
 
 static int list_push(struct seg_list *l, const char *dir, const char *name,

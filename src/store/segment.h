@@ -202,6 +202,23 @@ void seg_stats(const struct seg_writer *w, struct seg_stats *out);
 int seg_seq_reserve(const struct seg_config *cfg, uint64_t n, uint64_t *first,
                     struct weir_errmsg *e);
 
+/*
+ * Where the writer stands, for a source that checkpoints what its segments
+ * hold (the Kafka source, store/offsets.h): one mark per segment this
+ * writer has a file for, with the bytes in it, and *seq_next, the lowest
+ * seq any segment it opens later can get (seqs only grow, also across
+ * restarts). Fills out[0..cap) and returns the number of marks, which may
+ * be more than cap (call again with room for them). Meant to be called
+ * right after a successful seg_flush or seg_sync, when len is every byte
+ * taken so far and all of it durable (under the never policy: written).
+ */
+struct seg_mark {
+    uint64_t seq;
+    uint64_t len;
+};
+size_t seg_marks(const struct seg_writer *w, struct seg_mark *out, size_t cap,
+                 uint64_t *seq_next);
+
 /* ---- names -------------------------------------------------------------- */
 
 /* A segment file name, split. */

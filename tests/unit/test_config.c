@@ -227,6 +227,10 @@ static void test_every_key(void **state)
     assert_int_equal(k->batch.max_records, 500);
     assert_int_equal(k->batch.max_bytes, 1000000);
     assert_true(k->batch.max_wait_ns == 2 * WTIME_NS_PER_S);
+    assert_int_equal(k->noptions, 3);
+    assert_string_equal(k->options[0], "session.timeout.ms=10000");
+    assert_string_equal(k->options[1], "security.protocol=sasl_plaintext");
+    assert_string_equal(k->options[2], "sasl.password=s3cret");
     assert_int_equal(p->time_unit, CONFIG_TIME_RFC3339);
     assert_int_equal(p->fsync, CONFIG_FSYNC_NEVER);
     assert_int_equal(p->max_record, 2u << 20); /* from limits.max_record */
@@ -632,6 +636,8 @@ static void test_dump_roundtrip(void **state)
     assert_non_null(strstr(d.data, "metrics: \"[::1]:9100\"\n"));
     assert_non_null(strstr(d.data, "allow: [\"10.0.0.0/8\", \"192.168.1.7/32\", \"fd00::/8\"]\n"));
     assert_non_null(strstr(d.data, "    time_max_age: off\n"));
+    assert_non_null(strstr(d.data, "          session.timeout.ms: \"10000\"\n"));
+    assert_non_null(strstr(d.data, "          sasl.password: \"***\"\n"));
     buf_release(&d);
     config_release(&cfg);
 }
