@@ -157,4 +157,14 @@
  * connect_timeout: a scheduler retries later rather than hang. */
 #define WEIR_SINK_CONNECT_TIMEOUT_S 10
 
+/* Pipeline transforms (sql/xform.h). Each transform has its own DuckDB
+ * with one thread (it runs on the worker that lands the batch) and a
+ * memory limit that holds a micro-batch (batch.max_bytes, 16 MiB by
+ * default, is a few times that as columns) with room for joins; the SQL
+ * text is as long as a model's. An output row is one record of the
+ * derived dataset: the longest one a pipeline may allow. Config: none. */
+#define WEIR_XFORM_MEMORY "512MB"
+#define WEIR_XFORM_SQL_MAX (1u << 20)
+#define WEIR_XFORM_ROW_MAX (UINT64_C(1) << 30)
+
 #endif

@@ -23,6 +23,7 @@
 
 #include "core/wtime.h"
 #include "sql/ndjson.h"
+#include "sql/sql_priv.h"
 
 const char *sql_engine_version(void)
 {
@@ -163,6 +164,11 @@ void sql_close(struct sql_db *db)
     if (db->db)
         duckdb_close(&db->db);
     free(db);
+}
+
+duckdb_connection sql_db_connection(struct sql_db *db)
+{
+    return db->con;
 }
 
 void sql_interrupt(struct sql_db *db)
