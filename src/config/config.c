@@ -1177,6 +1177,26 @@ static int pipeline_defaults(struct ctx *c, struct config_pipeline *p)
     return 0;
 }
 
+/* transform: FILE, or {sql: FILE, name: DATASET} (docs/config.md). */
+static int parse_transform(struct ctx *c, struct ynode *v, struct config_pipeline *p)
+{
+    static const char *const keys[] = {"sql", "name", NULL};
+    size_t old;
+    struct ynode *n;
+    if (v->kind != YNODE_MAP)
+        return val_path(c, v, &p->transform);
+    TRY(check_map(c, v, keys));
+    TRY(require(c, v, "sql"));
+    TRY(get_path(c, v, "sql", &p->transform));
+    if ((n = enter(c, v, "name", &old))) {
+        int rc = val_name(c, n, &p->transform_name);
+        path_set(c, old);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int parse_pipeline(struct ctx *c, struct ynode *m, struct config_pipeline *p)
 {
     static const char *const keys[] = {
@@ -1233,7 +1253,12 @@ static int parse_pipeline(struct ctx *c, struct ynode *m, struct config_pipeline
         if (rc)
             return rc;
     }
-    TRY(get_path(c, m, "transform", &p->transform));
+    if ((v = enter(c, m, "transform", &old))) {
+        int rc = parse_transform(c, v, p);
+        path_set(c, old);
+        if (rc)
+            return rc;
+    }
     if ((v = enter(c, m, "sink", &old))) {
         int rc = check_map(c, v, sink_keys);
         struct ynode *k = rc ? NULL : map_get(v, "kafka");
@@ -1287,6 +1312,79 @@ static int check_name_free(struct ctx *c, struct ynode *at, const char *name)
                 "share one namespace (their SQL views)", name, where);
 }
 
+/*
+ * The dataset each transform writes becomes a pipeline of its own (source
+ * DERIVED) after the configured ones, so that everything that works on
+ * datasets (query views, compaction, retention, status, models' inputs)
+ * sees it without a special case. It takes the partitioning, event time,
+ * durability and retention of the pipeline it derives from; its schema is
+ * generated from the transform's output (sql/xform.h) when serve or
+ * replay starts, into <data_dir>/<name>/_schema.json.
+ */
+static int add_derived(struct ctx *c, struct ynode *list)
+{
+    struct weir_config *cfg = c->cfg;
+    size_t n = cfg->npipelines, extra = 0;
+    for (size_t i = 0; i < n; i++)
+        extra += cfg->pipelines[i].transform != NULL;
+    if (!extra)
+        return 0;
+    struct config_pipeline *v = amalloc(cfg, (n + extra) * sizeof *v);
+    if (!v)
+        return nomem(c);
+    memcpy(v, cfg->pipelines, n * sizeof *v);
+    cfg->pipelines = v;
+    struct ynode *it = list->first;
+    for (size_t i = 0; i < n; i++, it = it ? it->next : NULL) {
+        struct config_pipeline *p = &cfg->pipelines[i];
+        if (!p->transform)
+            continue;
+        size_t old = path_index(c, i);
+        size_t o2 = path_key(c, "transform");
+        struct ynode *at = it ? map_get(it, "transform") : NULL;
+        int rc = 0;
+        char name[CONFIG_NAME_MAX + 32];
+        if (p->source.kind != CONFIG_SOURCE_KAFKA)
+            rc = fail(c, at, "a transform runs on a Kafka pipeline's micro-batches; "
+                      "pipeline '%s' reads TCP: remove the transform, or read Kafka "
+                      "(docs/kafka.md, \"Transforms and replay\")", p->name);
+        if (!rc && !p->transform_name) {
+            snprintf(name, sizeof name, "%s_transformed", p->name);
+            if (strlen(name) > CONFIG_NAME_MAX)
+                rc = fail(c, at, "the derived dataset's default name '%s' is longer than "
+                          "%d characters: name it (transform: {sql: ..., name: ...})",
+                          name, CONFIG_NAME_MAX);
+            else if (!(p->transform_name = astrdup(cfg, name)))
+                rc = nomem(c);
+        }
+        if (!rc)
+            rc = check_name_free(c, at, p->transform_name);
+        if (!rc) {
+            struct config_pipeline *d = &cfg->pipelines[cfg->npipelines];
+            *d = *p;
+            d->name = p->transform_name;
+            d->source.kind = CONFIG_SOURCE_DERIVED;
+            d->derived_from = p->name;
+            d->transform = d->transform_name = NULL;
+            d->sink_kafka = NULL;
+            d->lax = d->format_assert = 0;
+            /* P already judged the event time when it took the record. */
+            d->time_max_ahead_ns = d->time_max_age_ns = CONFIG_OFF;
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s/_schema.json", cfg->data_dir, d->name);
+            if (!(d->schema = astrdup(cfg, path)))
+                rc = nomem(c);
+            else
+                cfg->npipelines++;
+        }
+        path_set(c, o2);
+        path_set(c, old);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int parse_pipelines(struct ctx *c, struct ynode *v)
 {
     struct weir_config *cfg = c->cfg;
@@ -1316,7 +1414,7 @@ static int parse_pipelines(struct ctx *c, struct ynode *v)
             return rc;
         cfg->npipelines = i + 1;
     }
-    return 0;
+    return add_derived(c, v);
 }
 
 static int has_suffix(const char *s, const char *suffix)

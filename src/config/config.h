@@ -94,7 +94,9 @@ enum config_time_unit {
 enum config_partition { CONFIG_PARTITION_HOUR = 0, CONFIG_PARTITION_DAY };
 enum config_compaction { CONFIG_COMPACTION_AUTO = 0, CONFIG_COMPACTION_MANUAL };
 enum config_fsync { CONFIG_FSYNC_GROUP = 0, CONFIG_FSYNC_ALWAYS, CONFIG_FSYNC_NEVER };
-enum config_source_kind { CONFIG_SOURCE_TCP = 0, CONFIG_SOURCE_KAFKA };
+/* DERIVED: the dataset a transform writes (pipeline.transform): config
+ * loading adds it after the pipelines, with no source of its own. */
+enum config_source_kind { CONFIG_SOURCE_TCP = 0, CONFIG_SOURCE_KAFKA, CONFIG_SOURCE_DERIVED };
 enum config_framing { CONFIG_FRAMING_NDJSON = 0 };
 enum config_payload { CONFIG_PAYLOAD_JSON = 0, CONFIG_PAYLOAD_PROTOBUF };
 
@@ -178,6 +180,11 @@ struct config_pipeline {
     uint64_t max_record;        /* this pipeline's limit (default limits.max_record) */
     struct config_retention retention;
     char *transform;            /* absolute path of a SQL file, or NULL */
+    char *transform_name;       /* with transform: the derived dataset's name
+                                   (transform.name, default <name>_transformed) */
+    char *derived_from;         /* source DERIVED: the pipeline whose transform
+                                   writes it; its schema is generated into
+                                   <data_dir>/<name>/_schema.json */
     struct config_kafka_sink *sink_kafka; /* NULL: no sink */
 };
 

@@ -209,7 +209,13 @@ static int put_pipeline(struct buf *b, const struct config_pipeline *p)
     rc = rc ? rc : put_kv_dur(b, 6, "raw", p->retention.raw_ns);
     rc = rc ? rc : put_kv_dur(b, 6, "parquet", p->retention.parquet_ns);
     rc = rc ? rc : put_kv_dur(b, 6, "quarantine", p->retention.quarantine_ns);
-    rc = rc ? rc : put_kv_str(b, 4, "transform", p->transform);
+    if (p->transform) {
+        rc = rc ? rc : buf_puts(b, "    transform:\n");
+        rc = rc ? rc : put_kv_str(b, 6, "sql", p->transform);
+        rc = rc ? rc : put_kv_str(b, 6, "name", p->transform_name);
+    } else {
+        rc = rc ? rc : buf_puts(b, "    transform: null\n");
+    }
     if (p->sink_kafka) {
         rc = rc ? rc : buf_puts(b, "    sink:\n      kafka:\n");
         rc = rc ? rc : put_kafka_sink(b, 8, p->sink_kafka);
@@ -280,8 +286,12 @@ int config_dump(const struct weir_config *cfg, struct buf *out)
     rc = rc ? rc : put_kv_size(out, 2, "max_pending", l->max_pending);
     rc = rc ? rc : buf_appendf(out, "  max_open_partitions: %d\n", l->max_open_partitions);
     rc = rc ? rc : buf_puts(out, "pipelines:\n");
-    for (size_t i = 0; i < cfg->npipelines && !rc; i++)
+    for (size_t i = 0; i < cfg->npipelines && !rc; i++) {
+        /* A transform's dataset is made by loading (config.h), not written. */
+        if (cfg->pipelines[i].source.kind == CONFIG_SOURCE_DERIVED)
+            continue;
         rc = put_pipeline(out, &cfg->pipelines[i]);
+    }
     rc = rc ? rc : buf_puts(out, cfg->ndimensions ? "dimensions:\n" : "dimensions: {}\n");
     for (size_t i = 0; i < cfg->ndimensions && !rc; i++)
         rc = put_kv_str(out, 2, cfg->dimensions[i].name, cfg->dimensions[i].path);
@@ -332,7 +342,8 @@ int config_check_files(const struct weir_config *cfg, struct weir_errmsg *err)
         const struct {
             const char *name, *path;
         } files[] = {
-            {"schema", p->schema},
+            /* A derived dataset's schema is written by serve and replay. */
+            {"schema", p->source.kind == CONFIG_SOURCE_DERIVED ? NULL : p->schema},
             {"transform", p->transform},
             {"source.kafka.descriptor_set",
              p->source.kind == CONFIG_SOURCE_KAFKA ? p->source.kafka.descriptor_set : NULL},

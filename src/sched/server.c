@@ -20,6 +20,7 @@
 #include "obs/metrics.h"
 #include "schema/schema.h"
 #include "sources/kafka.h"
+#include "sources/transform.h"
 #include "sources/tcp.h"
 #include "sched/scheduler.h"
 #include "store/compact.h"
@@ -67,6 +68,7 @@ struct worker {
 struct server {
     const struct weir_config *cfg;
     struct schema **schemas;
+    struct transform_prep **preps; /* by pipeline: its compiled transform */
     char **source_text;
     int lock_fd;
     unsigned nworkers;
@@ -386,6 +388,13 @@ static int load_schemas(struct server *s, struct weir_errmsg *e)
                              &so, &se);
         if (!s->schemas[i])
             return errmsg_set(e, WEIR_ESCHEMA, "pipeline %s: %s", p->name, se.text);
+        /* Before the derived dataset's schema is loaded (it comes after
+         * every configured pipeline): the transform writes it. */
+        if (p->transform) {
+            int rc = transform_prepare(cfg, p, s->schemas[i], &s->preps[i], e);
+            if (rc)
+                return rc;
+        }
     }
     return 0;
 }
@@ -465,10 +474,28 @@ static int start_workers(struct server *s, struct weir_errmsg *e)
             snprintf(text, sizeof text, "kafka %s group %s", p->source.kafka.topics[0],
                      p->source.kafka.group);
             s->source_text[i] = strdup(text);
+            if (rc == 0 && p->transform) {
+                /* The transform lands in D's lander on the same worker. */
+                const struct config_pipeline *d = config_pipeline(cfg, p->transform_name);
+                size_t j = (size_t)(d - cfg->pipelines);
+                struct transform_stream *ts = NULL;
+                rc = transform_stream_new(cfg, s->preps[i], wp->land,
+                                          s->workers[k].pipes[j].land, k, &ts, e);
+                s->preps[i] = NULL;
+                if (rc == 0) {
+                    kafka_source_set_transform(wp->src, ts);
+                    log_info("%s: transform %s -> %s", p->name, p->transform, d->name);
+                }
+            }
             if (rc == 0)
                 log_info("%s: reading Kafka %s (%zu topic%s) in group %s on worker %u",
                          p->name, p->source.kafka.brokers, p->source.kafka.ntopics,
                          p->source.kafka.ntopics == 1 ? "" : "s", p->source.kafka.group, k);
+            continue;
+        }
+        if (p->source.kind == CONFIG_SOURCE_DERIVED) {
+            snprintf(text, sizeof text, "transform of %s", p->derived_from);
+            s->source_text[i] = strdup(text);
             continue;
         }
         struct net_addr a, bound;
@@ -578,6 +605,10 @@ static void server_release(struct server *s)
         for (size_t i = 0; i < np; i++)
             schema_free(s->schemas[i]);
     free(s->schemas);
+    if (s->preps)
+        for (size_t i = 0; i < np; i++)
+            transform_prep_free(s->preps[i]);
+    free(s->preps);
     if (s->source_text)
         for (size_t i = 0; i < np; i++)
             free(s->source_text[i]);
@@ -610,7 +641,8 @@ int server_run(const struct weir_config *cfg)
 
     s.schemas = calloc(cfg->npipelines, sizeof *s.schemas);
     s.source_text = calloc(cfg->npipelines, sizeof *s.source_text);
-    if (!s.schemas || !s.source_text) {
+    s.preps = calloc(cfg->npipelines, sizeof *s.preps);
+    if (!s.schemas || !s.source_text || !s.preps) {
         errmsg_set(&e, WEIR_ENOMEM, "out of memory");
         exit_code = 3;
         goto done;

@@ -27,6 +27,7 @@
 #include "core/wtime.h"
 #include "schema/json.h"
 #include "store/offsets.h"
+#include "sources/transform.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -88,6 +89,8 @@ struct kpart {
     int owned;
     int64_t next;             /* next offset to land; -1: take what comes */
     int64_t committed;        /* last next offset committed; -1: none */
+    int64_t dnext;            /* transform: offsets below have their rows in
+                                 the derived dataset already; -1: none */
     char prefix[OFFSETS_TOPIC_MAX + 16]; /* "topic/partition@" */
     size_t prefix_len;
 };
@@ -119,6 +122,8 @@ struct kafka_source {
     struct kpart *parts;
     size_t nparts, capparts;
     struct offsets ck;        /* this (node, thread)'s checkpoint */
+    struct transform_stream *xf; /* the pipeline's transform, or NULL */
+    int xf_done;              /* the open batch went through it */
     int no_commit;            /* tests: never commit to Kafka */
 
     int batch_open;
@@ -190,6 +195,7 @@ static struct kpart *part_get(struct kafka_source *k, const char *topic, int32_t
     kp->partition = partition;
     kp->next = -1;
     kp->committed = -1;
+    kp->dnext = -1;
     int n = snprintf(kp->prefix, sizeof kp->prefix, "%s/%" PRId32 "@", t, partition);
     kp->prefix_len = n > 0 && (size_t)n < sizeof kp->prefix ? (size_t)n : 0;
     return kp;
@@ -279,7 +285,11 @@ static int checkpoint(struct kafka_source *k)
     if (rc)
         return rc;
     struct weir_errmsg e = {0};
-    rc = offsets_write(k->cfg->data_dir, k->p->name, k->cfg->node, &k->ck, &e);
+    /* The derived dataset's first (transform.h): at most one batch ahead. */
+    if (k->xf)
+        rc = transform_stream_checkpoint(k->xf, &k->ck, &e);
+    if (rc == 0)
+        rc = offsets_write(k->cfg->data_dir, k->p->name, k->cfg->node, &k->ck, &e);
     if (rc && !k->syncing)
         log_warn("%s: kafka: %s; retrying, not reading meanwhile", k->p->name, e.text);
     return rc;
@@ -315,7 +325,13 @@ static int finish_batch(struct kafka_source *k, int sync_commit)
         return WEIR_EIO;
     if (!k->batch_open)
         return 0;
+    if (k->xf && !k->xf_done) {
+        transform_stream_run(k->xf, wtime_now_ns());
+        k->xf_done = 1;
+    }
     int rc = land_sync(k->lander);
+    if (rc == 0 && k->xf)
+        rc = transform_stream_sync(k->xf);
     if (rc) {
         log_debug("%s: kafka: land_sync: %s", k->p->name, weir_strerror(rc));
         if (!k->syncing && rc != WEIR_EAGAIN)
@@ -335,6 +351,7 @@ static int finish_batch(struct kafka_source *k, int sync_commit)
               k->batch_bytes, (double)(wtime_mono_ns() - k->batch_t0) / 1e6);
     k->syncing = 0;
     k->batch_open = 0;
+    k->xf_done = 0;
     k->batch_records = k->batch_bytes = 0;
     INC(k, batches, 1);
     commit(k, sync_commit);
@@ -458,6 +475,8 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
         return;
     }
     const char *peer = peer_of(k, kp, m);
+    if (k->xf)
+        transform_stream_tap(k->xf, kp->dnext < 0 || m->offset >= kp->dnext);
     size_t len = m->len;
     const char *payload = m->payload ? m->payload : "";
     if (len > k->max_record) {
@@ -501,6 +520,13 @@ static void on_assign(struct kafka_source *k, rd_kafka_topic_partition_list_t *p
         rd_kafka_assign(k->rk, NULL);
         return;
     }
+    if (k->xf && (rc = transform_stream_reload(k->xf, &e)) != 0) {
+        offsets_release(&max);
+        log_error("%s: kafka: %s", k->p->name, e.text);
+        poison(k, "cannot read the transform's offsets checkpoints");
+        rd_kafka_assign(k->rk, NULL);
+        return;
+    }
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
     rd_kafka_resp_err_t cerr = rd_kafka_committed(k->rk, committed, LOOKUP_TIMEOUT_MS);
     if (cerr)
@@ -536,6 +562,8 @@ static void on_assign(struct kafka_source *k, rd_kafka_topic_partition_list_t *p
             kp->owned = 1;
             kp->next = start;
             kp->committed = c;
+            kp->dnext = k->xf ? transform_stream_position(k->xf, tp->topic, tp->partition)
+                              : -1;
         }
     }
     rd_kafka_topic_partition_list_destroy(committed);
@@ -671,6 +699,14 @@ static void finish_close(struct kafka_source *k)
              " durable batches, %" PRIu64 " duplicates skipped, %" PRIu64
              " offset commits (%" PRIu64 " failed)", k->p->name, s.messages, s.bytes,
              s.batches, s.duplicates_skipped, s.commits, s.commit_errors);
+    if (k->xf) {
+        struct transform_stats t;
+        transform_stream_counts(k->xf, &t);
+        log_info("%s: transform: %" PRIu64 " batches, %" PRIu64 " records in, %" PRIu64
+                 " rows out, %" PRIu64 " batches failed, %" PRIu64 " records already "
+                 "transformed before a restart", k->p->name, t.batches, t.records, t.rows,
+                 t.errors, t.skipped);
+    }
     if (k->done)
         k->done(k->loop, k->done_data);
 }
@@ -875,6 +911,7 @@ static void k_free(struct source *s)
     if (k->pipe_wr >= 0)
         close(k->pipe_wr);
     free(k->parts);
+    transform_stream_free(k->xf);
     offsets_release(&k->ck);
     json_doc_release(&k->doc);
     buf_release(&k->scratch);
@@ -1043,6 +1080,8 @@ fail:
 int kafka_recover(const struct weir_config *cfg, const struct config_pipeline *p,
                   struct weir_errmsg *e)
 {
+    if (p->source.kind == CONFIG_SOURCE_DERIVED)
+        return 0; /* its pipeline's transform_recover cuts it back */
     if (p->source.kind != CONFIG_SOURCE_KAFKA) {
         /* Read Kafka once, reads something else now: its checkpoints must
          * never cut what the new source writes. */
@@ -1063,5 +1102,20 @@ int kafka_recover(const struct weir_config *cfg, const struct config_pipeline *p
                  "%lu removed, %" PRIu64 " bytes of records not yet acknowledged "
                  "(read again from Kafka)", p->name, st.files_cut, st.files_removed,
                  st.bytes_dropped);
-    return 0;
+    return transform_recover(cfg, p, e);
+}
+
+void kafka_source_set_transform(struct source *s, struct transform_stream *ts)
+{
+    struct kafka_source *k = (struct kafka_source *)s;
+    transform_stream_free(k->xf);
+    k->xf = ts;
+}
+
+void kafka_source_transform_counts(const struct source *s, struct transform_stats *out)
+{
+    const struct kafka_source *k = (const struct kafka_source *)s;
+    memset(out, 0, sizeof *out);
+    if (k->xf)
+        transform_stream_counts(k->xf, out);
 }

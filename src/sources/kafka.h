@@ -70,6 +70,15 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
 int kafka_recover(const struct weir_config *cfg, const struct config_pipeline *p,
                   struct weir_errmsg *e);
 
+/* Give the source its pipeline's transform (sources/transform.h), before
+ * the worker's loop runs; the source frees it. */
+struct transform_stream;
+struct transform_stats;
+void kafka_source_set_transform(struct source *s, struct transform_stream *ts);
+
+/* The transform's counters (all zero without one; any thread). */
+void kafka_source_transform_counts(const struct source *s, struct transform_stats *out);
+
 /* Counters of a Kafka source (any thread). */
 struct kafka_stats {
     uint64_t messages;           /* landed */

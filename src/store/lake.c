@@ -339,6 +339,12 @@ struct schema *lake_load_schema(const struct weir_config *cfg,
         .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
     };
     struct weir_errmsg se = {0};
+    /* A transform's dataset before serve or replay first wrote its schema
+     * has no rows either: a table of no columns reads it. */
+    static const char none[] = "{\"type\":\"object\",\"additionalProperties\":false}";
+    if (p->source.kind == CONFIG_SOURCE_DERIVED && access(p->schema, F_OK) != 0 &&
+        errno == ENOENT)
+        return schema_compile(none, strlen(none), NULL, &so, e);
     struct schema *s = p->schema
         ? schema_load_file(p->schema, &so, &se)
         : schema_compile(CONFIG_DEFAULT_SCHEMA, strlen(CONFIG_DEFAULT_SCHEMA), NULL,

@@ -60,6 +60,8 @@ struct lander {
     int64_t late_rec_ns;    /* arrival of the last late record */
     int late_open;          /* late records went to closed partitions since */
     int64_t closed_upto;    /* partitions ending at or before this are closed */
+    land_tap_fn *tap;       /* land_set_tap */
+    void *tap_ctx;
     struct land_stats st;
 };
 
@@ -369,7 +371,16 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
         INC(coerced);
     INC(valid);
     ADD(valid_bytes, outlen);
-    return put(l, 0, start, out, outlen);
+    int rc = put(l, 0, start, out, outlen);
+    if (l->tap)
+        l->tap(l->tap_ctx, out, outlen, start);
+    return rc;
+}
+
+void land_set_tap(struct lander *l, land_tap_fn *fn, void *ctx)
+{
+    l->tap = fn;
+    l->tap_ctx = ctx;
 }
 
 int land_pressure(const struct lander *l)

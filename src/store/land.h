@@ -123,6 +123,15 @@ size_t land_unwritten(const struct lander *l);
  */
 int land_sync(struct lander *l);
 
+/*
+ * A tap sees every record filed in raw, as stored (the validator's output),
+ * with the start of its partition, right after land_record took it (also
+ * when it was parked: it will be written). A pipeline's transform collects
+ * its micro-batch this way (sources/transform.h). fn NULL removes it.
+ */
+typedef void land_tap_fn(void *ctx, const char *rec, size_t len, int64_t part_start_ns);
+void land_set_tap(struct lander *l, land_tap_fn *fn, void *ctx);
+
 /* The lander's raw and quarantine segment writers, for seg_marks() after
  * a successful land_sync (a checkpoint of what the files hold). */
 struct seg_writer;

@@ -169,7 +169,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.limits.max_pending, 32000000);
     assert_int_equal(cfg.limits.max_open_partitions, 8);
 
-    assert_int_equal(cfg.npipelines, 2);
+    assert_int_equal(cfg.npipelines, 3);
     const struct config_pipeline *p = &cfg.pipelines[0];
     assert_string_equal(p->name, "telemetry");
     assert_int_equal(p->line, 19);
@@ -204,8 +204,7 @@ static void test_every_key(void **state)
     assert_true(p->retention.raw_ns == 7 * WTIME_NS_PER_DAY);
     assert_true(p->retention.parquet_ns == 365 * WTIME_NS_PER_DAY);
     assert_true(p->retention.quarantine_ns == 30 * WTIME_NS_PER_DAY);
-    snprintf(want, sizeof want, "%s/sql/clean.sql", dir);
-    assert_string_equal(p->transform, want);
+    assert_null(p->transform);
     assert_non_null(p->sink_kafka);
     assert_string_equal(p->sink_kafka->brokers, "k1:9092,k2:9092");
     assert_string_equal(p->sink_kafka->topic, "central");
@@ -233,6 +232,19 @@ static void test_every_key(void **state)
     assert_string_equal(k->options[2], "sasl.password=s3cret");
     assert_int_equal(p->time_unit, CONFIG_TIME_RFC3339);
     assert_int_equal(p->fsync, CONFIG_FSYNC_NEVER);
+    snprintf(want, sizeof want, "%s/sql/clean.sql", dir);
+    assert_string_equal(p->transform, want);
+    assert_string_equal(p->transform_name, "clean");
+    /* The transform's dataset: a pipeline of its own, after the others. */
+    const struct config_pipeline *dp = &cfg.pipelines[2];
+    assert_string_equal(dp->name, "clean");
+    assert_int_equal(dp->source.kind, CONFIG_SOURCE_DERIVED);
+    assert_string_equal(dp->derived_from, "plant_kafka");
+    assert_null(dp->transform);
+    assert_int_equal(dp->time_unit, CONFIG_TIME_RFC3339);
+    assert_int_equal(dp->fsync, CONFIG_FSYNC_NEVER);
+    snprintf(want, sizeof want, "%s/clean/_schema.json", cfg.data_dir);
+    assert_string_equal(dp->schema, want);
     assert_int_equal(p->max_record, 2u << 20); /* from limits.max_record */
 
     assert_int_equal(cfg.ndimensions, 2);
@@ -369,10 +381,12 @@ static void test_paths(void **state)
             "pipelines:\n"
             "  - name: t\n"
             "    schema: ../schemas/t.json\n"
+            "    source: {kafka: {brokers: 127.0.0.1:9092, topic: t}}\n"
             "    transform: /abs/./x.sql\n", &cfg);
     assert_string_equal(cfg.data_dir, "/base/a/b/c");
     assert_string_equal(cfg.pipelines[0].schema, "/base/../schemas/t.json");
     assert_string_equal(cfg.pipelines[0].transform, "/abs/x.sql");
+    assert_string_equal(cfg.pipelines[1].name, "t_transformed");
     config_release(&cfg);
 
     /* Relative base: against the working directory. */
@@ -448,6 +462,34 @@ static void test_values_misc(void **state)
     config_release(&again);
     config_release(&cfg);
     buf_release(&b);
+}
+
+static void test_transform(void **state)
+{
+    struct weir_errmsg err;
+    struct weir_config cfg;
+    const char *kafka = "    source: {kafka: {brokers: 127.0.0.1:9092, topic: t}}\n";
+    char y[1024];
+    /* only Kafka pipelines */
+    assert_non_null(strstr(load_err("pipelines:\n  - name: a\n    transform: x.sql\n", &err),
+                           "reads TCP"));
+    /* the derived name is taken */
+    snprintf(y, sizeof y, "pipelines:\n  - name: a\n%s    transform: {sql: x.sql, name: b}\n"
+             "  - name: b\n", kafka);
+    assert_non_null(strstr(load_err(y, &err), "'b' is already the name of"));
+    snprintf(y, sizeof y, "pipelines:\n  - name: a\n%s    transform: x.sql\n"
+             "dimensions:\n  a_transformed: d.csv\n", kafka);
+    assert_non_null(strstr(load_err(y, &err), "already the name of pipeline 'a_transformed'"));
+    snprintf(y, sizeof y, "pipelines:\n  - name: a\n%s    transform: {name: b}\n", kafka);
+    assert_non_null(strstr(load_err(y, &err), "missing key 'sql'"));
+    /* a model may read the derived dataset */
+    snprintf(y, sizeof y, "pipelines:\n  - name: a\n%s    transform: {sql: x.sql, name: b}\n"
+             "models:\n  - name: m\n    sql: m.sql\n    inputs: [b]\n", kafka);
+    load_ok(y, &cfg);
+    assert_int_equal(cfg.npipelines, 2);
+    assert_string_equal(cfg.pipelines[1].name, "b");
+    assert_string_equal(cfg.models[0].inputs[0], "b");
+    config_release(&cfg);
 }
 
 static void test_parse_size(void **state)
@@ -757,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_values_misc),
+        cmocka_unit_test(test_transform),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_addr),
         cmocka_unit_test(test_cidr_allow),
