@@ -61,6 +61,7 @@ int cmd_gc(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 
 /* The lake's maintenance commands share their options (cmd_compact.c). */
 enum cli_maint { M_COMPACT = 0, M_OPTIMIZE, M_GC };

@@ -176,6 +176,25 @@ const struct cli_cmd cli_commands[] = {
      "                      need a run: one round of serve's scheduler (for cron)\n"
      "Exit: 0 every partition ran, 1 some failed (recorded, see weir models),\n"
      "2 usage or configuration error, 3 runtime failure.\n"},
+    {"replay", cmd_replay, "rebuild a transform's dataset from the pipeline's Parquet",
+     "usage: weir replay [-c FILE] PIPELINE --from T [--to T] [-q]\n"
+     "\n"
+     "Run PIPELINE's transform (pipeline.transform) over its committed Parquet,\n"
+     "partition by partition, and replace the derived dataset's rows of each\n"
+     "partition with the result, in one commit per partition: the same SQL and\n"
+     "the same runner as the stream, so after a change of the SQL, or a batch\n"
+     "the transform failed on, the derived dataset is what the SQL makes of the\n"
+     "pipeline's records. Partitions not closed yet, or with raw segments not\n"
+     "compacted, are skipped (run weir compact first). Running it again gives\n"
+     "the same rows; it is safe beside a running weir serve (docs/kafka.md).\n"
+     "\n"
+     "  -c, --config FILE   the config\n"
+     "      --from T        first partition (T: 2025-09-02, 2025-09-02T10, RFC 3339)\n"
+     "      --to T          end of the range, exclusive (default: now)\n"
+     "  -q, --quiet         no progress line, no summary\n"
+     "Exit: 0 every partition replayed, 1 some skipped or failed, or rows the\n"
+     "derived dataset's schema refused, 2 usage or configuration error (a SQL\n"
+     "error included), 3 runtime failure.\n"},
     {"models", cmd_models, "the models' dependency graph and the last run of each partition",
      "usage: weir models [-c FILE]\n"
      "\n"

@@ -288,6 +288,14 @@ static int checkpoint(struct kafka_source *k)
     /* The derived dataset's first (transform.h): at most one batch ahead. */
     if (k->xf)
         rc = transform_stream_checkpoint(k->xf, &k->ck, &e);
+#ifdef WEIR_TESTING
+    /* The crash the ordering is for: D's checkpoint has the batch, P's not. */
+    const char *crash = getenv("WEIR_CRASH_AT");
+    if (rc == 0 && k->xf && crash && strcmp(crash, "kafka_after_derived_checkpoint") == 0) {
+        fprintf(stderr, "weir: WEIR_CRASH_AT=%s: stopping here\n", crash);
+        _exit(99);
+    }
+#endif
     if (rc == 0)
         rc = offsets_write(k->cfg->data_dir, k->p->name, k->cfg->node, &k->ck, &e);
     if (rc && !k->syncing)
@@ -564,6 +572,11 @@ static void on_assign(struct kafka_source *k, rd_kafka_topic_partition_list_t *p
             kp->committed = c;
             kp->dnext = k->xf ? transform_stream_position(k->xf, tp->topic, tp->partition)
                               : -1;
+            if (kp->dnext > start && start >= 0)
+                log_info("%s: kafka: %s/%" PRId32 ": the transform's dataset has the rows "
+                         "of offsets below %" PRId64 " already: %" PRId64 " records are "
+                         "landed again but not transformed again", k->p->name, tp->topic,
+                         tp->partition, kp->dnext, kp->dnext - start);
         }
     }
     rd_kafka_topic_partition_list_destroy(committed);

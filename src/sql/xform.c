@@ -627,3 +627,139 @@ out:
         *rows = n;
     return rc < 0 ? rc : 0;
 }
+
+/* ---- from another database: replay ------------------------------------------ */
+
+/* Run the arrays collected in b (schema borrowed from *schema). */
+static int run_arrays(struct xform *x, struct ArrowSchema *schema, struct arrow_batch *b,
+                      xform_row_fn *fn, void *ctx, uint64_t *out, struct weir_errmsg *e)
+{
+    uint64_t n = 0;
+    b->schema = *schema;
+    int rc = xform_run(x, b, fn, ctx, &n, e);
+    *out += n;
+    b->schema.release = NULL; /* the caller's, still */
+    for (size_t i = 0; i < b->narrays; i++)
+        arrow_array_release(&b->arrays[i]);
+    b->narrays = 0;
+    b->rows = 0;
+    return rc;
+}
+
+int xform_run_select(struct xform *x, struct sql_db *db, const char *select,
+                     uint64_t batch_rows, xform_row_fn *fn, void *ctx,
+                     uint64_t *rows_in, uint64_t *rows_out, struct weir_errmsg *e)
+{
+    duckdb_connection con = sql_db_connection(db);
+    duckdb_result res;
+    duckdb_arrow_options opts = NULL;
+    struct ArrowSchema schema = {0};
+    struct arrow_batch b = {0};
+    duckdb_logical_type *types = NULL;
+    const char **names = NULL;
+    size_t cap = 0;
+    uint64_t in = 0, out = 0;
+    int rc = 0, have_res = 0;
+    /* Streamed: a partition is read a batch at a time, never whole. */
+    duckdb_prepared_statement ps = NULL;
+    duckdb_pending_result pend = NULL;
+    if (duckdb_prepare(con, select, &ps) == DuckDBError) {
+        const char *m = duckdb_prepare_error(ps);
+        rc = errmsg_set(e, WEIR_ESQL, "%s", m ? m : "DuckDB: cannot prepare");
+    } else if (duckdb_pending_prepared_streaming(ps, &pend) == DuckDBError) {
+        const char *m = duckdb_pending_error(pend);
+        rc = errmsg_set(e, WEIR_ESQL, "%s", m ? m : "DuckDB: cannot execute");
+    } else if (duckdb_execute_pending(pend, &res) == DuckDBError) {
+        rc = errmsg_set(e, WEIR_ESQL, "%s", duckdb_result_error(&res));
+        duckdb_destroy_result(&res);
+    } else {
+        have_res = 1;
+    }
+    if (pend)
+        duckdb_destroy_pending(&pend);
+    duckdb_destroy_prepare(&ps);
+    if (rc)
+        goto out;
+    idx_t nc = duckdb_column_count(&res);
+    duckdb_connection_get_arrow_options(con, &opts);
+    types = calloc(nc ? nc : 1, sizeof *types);
+    names = calloc(nc ? nc : 1, sizeof *names);
+    if (!types || !names) {
+        rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (idx_t i = 0; i < nc; i++) {
+        types[i] = duckdb_column_logical_type(&res, i);
+        names[i] = duckdb_column_name(&res, i);
+    }
+    duckdb_error_data err = duckdb_to_arrow_schema(opts, types, names, nc, &schema);
+    if (err && duckdb_error_data_has_error(err)) {
+        rc = duck_error(e, err, x->what, "the Arrow schema of the rows read");
+        goto out;
+    }
+    if (err)
+        duckdb_destroy_error_data(&err);
+    for (;;) {
+        duckdb_data_chunk ch = duckdb_fetch_chunk(res);
+        if (!ch)
+            break;
+        idx_t rows = duckdb_data_chunk_get_size(ch);
+        if (rows == 0) {
+            duckdb_destroy_data_chunk(&ch);
+            break;
+        }
+        if (b.narrays == cap) {
+            size_t nc2 = cap ? cap * 2 : 16;
+            struct ArrowArray *v = realloc(b.arrays, nc2 * sizeof *v);
+            if (!v) {
+                duckdb_destroy_data_chunk(&ch);
+                rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
+                goto out;
+            }
+            b.arrays = v;
+            cap = nc2;
+        }
+        struct ArrowArray *a = &b.arrays[b.narrays];
+        memset(a, 0, sizeof *a);
+        err = duckdb_data_chunk_to_arrow(opts, ch, a);
+        duckdb_destroy_data_chunk(&ch);
+        if (err && duckdb_error_data_has_error(err)) {
+            rc = duck_error(e, err, x->what, "the rows read as Arrow");
+            goto out;
+        }
+        if (err)
+            duckdb_destroy_error_data(&err);
+        b.narrays++;
+        b.rows += rows;
+        in += rows;
+        if (b.rows >= batch_rows &&
+            (rc = run_arrays(x, &schema, &b, fn, ctx, &out, e)) != 0)
+            goto out;
+    }
+    /* A failure while reading surfaces as the end of the chunks. */
+    const char *why = duckdb_result_error(&res);
+    if (why && *why) {
+        rc = errmsg_set(e, WEIR_ESQL, "%s", why);
+        goto out;
+    }
+    if (b.narrays)
+        rc = run_arrays(x, &schema, &b, fn, ctx, &out, e);
+out:
+    for (size_t i = 0; i < b.narrays; i++)
+        arrow_array_release(&b.arrays[i]);
+    free(b.arrays);
+    arrow_schema_release(&schema);
+    for (idx_t i = 0; types && i < (have_res ? duckdb_column_count(&res) : 0); i++)
+        duckdb_destroy_logical_type(&types[i]);
+    free(types);
+    free(names);
+    if (opts)
+        duckdb_destroy_arrow_options(&opts);
+    if (have_res)
+        duckdb_destroy_result(&res);
+    if (rows_in)
+        *rows_in = in;
+    if (rows_out)
+        *rows_out = out;
+    return rc;
+}

@@ -49,6 +49,7 @@
 #include "sql/arrow.h"
 
 struct lake_table;
+struct sql_db;
 struct xform;
 
 /* An output column of the transform. */
@@ -93,6 +94,19 @@ typedef int xform_row_fn(void *ctx, const char *rec, size_t len);
  */
 int xform_run(struct xform *x, struct arrow_batch *batch, xform_row_fn *fn, void *ctx,
               uint64_t *rows, struct weir_errmsg *e);
+
+/*
+ * Run the transform over the rows of select, a query on db (another
+ * database: replay reads a partition's Parquet there), in batches of at
+ * most batch_rows rows (rounded up to whole DuckDB chunks, as a stream's
+ * micro-batch is bounded by batch.max_records): each chunk goes out of db
+ * as Arrow (duckdb_data_chunk_to_arrow) and into xform_run, the one code
+ * path of stream and replay. *rows_in and *rows_out (may be NULL) get the
+ * rows read and the rows passed to fn.
+ */
+int xform_run_select(struct xform *x, struct sql_db *db, const char *select,
+                     uint64_t batch_rows, xform_row_fn *fn, void *ctx,
+                     uint64_t *rows_in, uint64_t *rows_out, struct weir_errmsg *e);
 
 /* Read a transform's SQL file into *out (malloc'd, NUL-terminated), at
  * most WEIR_XFORM_SQL_MAX bytes. */

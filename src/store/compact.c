@@ -751,6 +751,126 @@ out:
     return rc;
 }
 
+/* ---- replace a partition (weir replay) ------------------------------------------ */
+
+int compact_replace_partition(const struct weir_config *cfg, const struct config_pipeline *p,
+                              const struct compact_opts *o, int64_t part_start,
+                              int64_t cutoff_ns, const char *const *paths, size_t n,
+                              struct compact_stats *st, struct weir_errmsg *e)
+{
+    struct run r;
+    struct tl_snapshot s = {0};
+    struct seg_list segs = {0};
+    struct offsets_settle settle = {0};
+    struct newfile nf = {0};
+    struct buf sel = BUF_INIT(512u << 20);
+    char key[PART_KEY_MAX];
+    char **rel = NULL, **abs_ = NULL;
+    const char **rm = NULL;
+    size_t nrel = 0, nrm = 0;
+    uint64_t version = 0;
+    int have_settle = 0;
+    int rc = run_open(&r, cfg, p, o, 1, e);
+    if (rc == 1)
+        rc = errmsg_set(e, WEIR_ENOTFOUND, "%s: no such dataset directory", p->name);
+    if (rc)
+        goto out;
+    part_key_format(part_start, r.t->grain, key, sizeof key);
+    if ((rc = tl_snapshot(r.tl, 0, &s, e)) || (rc = lake_check_columns(r.t, &s, e)) ||
+        (rc = offsets_settle_load(cfg->data_dir, p->name, &settle, e)))
+        goto out;
+    have_settle = 1;
+    if ((rc = seg_list(cfg->data_dir, p->name, "raw", &segs, e)))
+        goto out;
+    rel = calloc(segs.n + 1, sizeof *rel);
+    abs_ = calloc(segs.n + 1, sizeof *abs_);
+    rm = calloc(s.nfiles + 1, sizeof *rm);
+    if (!rel || !abs_ || !rm) {
+        rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < segs.n; i++) {
+        struct seg_entry *x = &segs.v[i];
+        struct stat sb;
+        if (x->part_start != part_start || x->grain != r.t->grain ||
+            tl_snapshot_absorbed(&s, x->name))
+            continue;
+        if (stat(x->path, &sb) != 0)
+            continue; /* absorbed and deleted since the listing */
+        int64_t mtime = (int64_t)sb.st_mtim.tv_sec * WTIME_NS_PER_S + sb.st_mtim.tv_nsec;
+        if (mtime >= cutoff_ns)
+            continue;
+        if (x->active || !offsets_settled(&settle, x->name, x->size)) {
+            rc = errmsg_set(e, WEIR_EAGAIN, "pipeline %s: partition %s: segment %s is "
+                            "still being written", p->name, key, x->name);
+            goto out;
+        }
+        size_t len = strlen("raw/") + strlen(key) + 1 + strlen(x->name) + 1;
+        if (!(rel[nrel] = malloc(len))) {
+            rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
+            goto out;
+        }
+        snprintf(rel[nrel], len, "raw/%s/%s", key, x->name);
+        abs_[nrel++] = x->path;
+    }
+    for (size_t i = 0; i < s.nfiles; i++)
+        if (strcmp(s.files[i].partition, key) == 0)
+            rm[nrm++] = s.files[i].path;
+    if (n > 0) {
+        if ((rc = lake_sql_raw(r.t, paths, n, 0, &sel))) {
+            rc = errmsg_set(e, rc, "pipeline %s: the replay query is too large", p->name);
+            goto out;
+        }
+        if ((rc = write_file(&r, key, part_start, sel.data, &nf, e))) {
+            prefix_err(e, rc, p->name, key, "");
+            goto out;
+        }
+    }
+    struct tl_commit c = {
+        .operation = "replay",
+        .read_version = s.version,
+        .add = n > 0 ? &nf.f : NULL,
+        .nadd = n > 0 ? 1 : 0,
+        .remove = rm,
+        .nremove = nrm,
+        .absorbed = (const char *const *)rel,
+        .nabsorbed = nrel,
+    };
+    if (nrm == 0 && nrel == 0 && n == 0)
+        goto out; /* nothing was there, nothing comes */
+    if ((rc = tl_commit(r.tl, &c, &version, e))) {
+        if (rc != WEIR_ECONFLICT)
+            prefix_err(e, rc, p->name, key, "commit: ");
+        goto out;
+    }
+    st->version = version;
+    st->partitions++;
+    st->files_added += n > 0;
+    st->files_removed += nrm;
+    st->segments += nrel;
+    st->rows += n > 0 ? nf.f.rows : 0;
+    st->bytes_out += n > 0 ? nf.f.bytes : 0;
+    for (size_t i = 0; i < nrel; i++)
+        if (fsio_unlink(abs_[i]) != 0 && errno != ENOENT)
+            log_warn("%s: cannot delete an absorbed segment: %s (recovery will)", abs_[i],
+                     strerror(errno));
+out:
+    for (size_t i = 0; rel && i < nrel; i++)
+        free(rel[i]);
+    free(rel);
+    free(abs_);
+    free(rm);
+    if (have_settle)
+        offsets_settle_release(&settle);
+    seg_list_release(&segs);
+    tl_snapshot_release(&s);
+    newfile_release(&nf);
+    buf_release(&sel);
+    if (r.lock_fd >= 0 || r.t)
+        run_close(&r);
+    return rc;
+}
+
 /* ---- optimize ---------------------------------------------------------------- */
 
 static int optimize_partition(struct run *r, const struct tl_snapshot *s,

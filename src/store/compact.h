@@ -103,6 +103,22 @@ int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline
                      struct weir_errmsg *e);
 
 /* A partition whose last compaction failed on its data. */
+/*
+ * Replace partition part_start of pipeline p (a transform's dataset, for
+ * `weir replay`) in one commit: its live Parquet files leave the table,
+ * its sealed raw segments last written before cutoff_ns are absorbed, and,
+ * when n > 0, one new file holds the records of the NDJSON files
+ * paths[0..n) (outside the dataset), typed by p's lake table. Segments
+ * written from cutoff_ns on hold rows made since and stay. WEIR_EAGAIN: a
+ * segment of the partition from before cutoff_ns is still being written,
+ * or not yet acknowledged by its Kafka checkpoint (try again in a moment);
+ * WEIR_ECONFLICT: another writer committed to the table, redo. Adds to *st.
+ */
+int compact_replace_partition(const struct weir_config *cfg, const struct config_pipeline *p,
+                              const struct compact_opts *o, int64_t part_start,
+                              int64_t cutoff_ns, const char *const *paths, size_t n,
+                              struct compact_stats *st, struct weir_errmsg *e);
+
 struct compact_failure {
     char partition[32];        /* date=2025-09-02/hour=10 */
     int64_t since_ns;          /* when it first failed with this reason */
