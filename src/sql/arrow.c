@@ -49,6 +49,7 @@ struct arrow_builder {
     struct json_doc doc;
     struct buf scratch;        /* minified JSON, decoded strings, _extra */
     struct buf key;            /* a decoded member name */
+    struct buf xbuf;           /* the record's _extra object */
     struct ArrowArray *done;   /* finished chunks of the batch */
     size_t ndone, capdone;
     uint64_t rows;
@@ -418,8 +419,18 @@ static int put_value(struct arrow_builder *b, struct acol *c, const struct json_
     switch (c->kind) {
     case AK_BIGINT: {
         int64_t v;
-        if (t->type != JSON_NUMBER || !json_num_int64(d, t, &v))
+        if (t->type == JSON_NUMBER && (t->flags & JSON_F_INTEGER) && t->len <= 18) {
+            /* ndjson.c's fast path: a plain literal of at most 18
+             * characters always fits. */
+            const char *p = d->src + t->off, *end = p + t->len;
+            int neg = *p == '-';
+            uint64_t u = 0;
+            for (p += neg; p < end; p++)
+                u = u * 10 + (uint64_t)(*p - '0');
+            v = neg ? -(int64_t)u : (int64_t)u;
+        } else if (t->type != JSON_NUMBER || !json_num_int64(d, t, &v)) {
             return bad_value(e, c, "a 64-bit integer (BIGINT)", d, ti);
+        }
         if (dry)
             return 0;
         if ((rc = begin_row(c, 1)))
@@ -508,6 +519,7 @@ int arrow_builder_new(const struct lake_table *t, uint32_t max_depth,
     /* A record is at most max_record bytes; its values and _extra less. */
     buf_init(&b->scratch, (size_t)t->max_record + 64);
     buf_init(&b->key, (size_t)t->max_record + 64);
+    buf_init(&b->xbuf, (size_t)t->max_record + 64);
     size_t n = t->ncols + 3;
     if (!(b->cols = calloc(n, sizeof *b->cols))) {
         rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
@@ -589,6 +601,7 @@ void arrow_builder_free(struct arrow_builder *b)
     json_doc_release(&b->doc);
     buf_release(&b->scratch);
     buf_release(&b->key);
+    buf_release(&b->xbuf);
     free(b);
 }
 
@@ -700,7 +713,8 @@ int arrow_builder_add(struct arrow_builder *b, const char *rec, size_t len,
         if (!dry)
             memset(seen, 0, b->ntyped > sizeof small ? b->ntyped : sizeof small);
         size_t nextra = 0;
-        struct buf extra = BUF_INIT((size_t)b->t->max_record + 64);
+        struct buf *extra = &b->xbuf;
+        buf_reset(extra);
         uint32_t k = 1;
         for (uint32_t m = 0; m < root->count && !rc; m++) {
             const struct json_tok *kt = &d->toks[k];
@@ -721,10 +735,10 @@ int arrow_builder_add(struct arrow_builder *b, const char *rec, size_t len,
                     seen[f] = 1;
             } else if (!dry && b->extra >= 0) {
                 /* "key":value as sent, without the whitespace. */
-                rc = buf_putc(&extra, nextra ? ',' : '{');
-                rc = rc ? rc : buf_append(&extra, d->src + kt->off, kt->len);
-                rc = rc ? rc : buf_putc(&extra, ':');
-                rc = rc ? rc : put_minified(&extra, d, k + 1);
+                rc = buf_putc(extra, nextra ? ',' : '{');
+                rc = rc ? rc : buf_append(extra, d->src + kt->off, kt->len);
+                rc = rc ? rc : buf_putc(extra, ':');
+                rc = rc ? rc : put_minified(extra, d, k + 1);
                 nextra++;
             }
             k = d->toks[k + 1].next;
@@ -734,11 +748,10 @@ int arrow_builder_add(struct arrow_builder *b, const char *rec, size_t len,
                 rc = append_null(&b->cols[f]);
         if (!rc && !dry && b->extra >= 0) {
             if (nextra)
-                rc = buf_putc(&extra, '}');
-            rc = rc ? rc : nextra ? append_bytes(&b->cols[b->extra], extra.data, extra.len)
+                rc = buf_putc(extra, '}');
+            rc = rc ? rc : nextra ? append_bytes(&b->cols[b->extra], extra->data, extra->len)
                                   : append_null(&b->cols[b->extra]);
         }
-        buf_release(&extra);
         if (seen != small)
             free(seen);
     }
