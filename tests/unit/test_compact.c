@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +30,9 @@
 #include "store/lake.h"
 #include "store/tablelog.h"
 
-static char root[64];
+#include "tmpdir.h"
+
+static char *root;
 static char data[128];
 static char dataset[160];
 static struct weir_config cfg;
@@ -41,16 +42,6 @@ static struct sql_db *db;
 #define H0 1756771200LL
 #define HOURS 2
 #define PER_SEG 50
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
-
-static void rm_rf(const char *p)
-{
-    nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -91,8 +82,8 @@ static int setup(void **state)
 {
     struct weir_errmsg e = {0};
     char text[1024];
-    snprintf(root, sizeof root, "/tmp/weir-test-compact-XXXXXX");
-    if (!mkdtemp(root))
+    root = tmpdir_make(NULL, "compact");
+    if (!root)
         return -1;
     snprintf(data, sizeof data, "%s/data", root);
     snprintf(dataset, sizeof dataset, "%s/tel", data);
@@ -121,7 +112,7 @@ static int teardown(void **state)
     fsio_fault_off();
     sql_close(db);
     config_release(&cfg);
-    rm_rf(root);
+    tmpdir_remove(root);
     return 0;
 }
 
@@ -262,7 +253,7 @@ static void test_compact_and_read(void **state)
     memset(&st, 0, sizeof st);
     assert_int_equal(compact_pipeline(&cfg, &cfg.pipelines[0], &o, &st, &e), 0);
     assert_int_equal(st.partitions, 0);
-    rm_rf(dataset);
+    tmpdir_remove(dataset);
 }
 
 static void fault_sweep(enum fsio_op op, int err)
@@ -272,7 +263,7 @@ static void fault_sweep(enum fsio_op op, int err)
     unsigned failures = 0, runs = 0;
     for (unsigned long after = 0; after < 400; after++) {
         struct compact_stats st = {0};
-        rm_rf(dataset);
+        tmpdir_remove(dataset);
         long long want = make_raw(), n, sum;
         fsio_fault_reset();
         fsio_fault_set(op, after, err, 0);
@@ -305,7 +296,7 @@ static void fault_sweep(enum fsio_op op, int err)
     }
     print_message("  %-10s %-6s: %u runs, %u failed as injected\n", fsio_op_name(op),
                   err == ENOSPC ? "ENOSPC" : "EIO", runs, failures);
-    rm_rf(dataset);
+    tmpdir_remove(dataset);
 }
 
 static void test_faults(void **state)
@@ -344,7 +335,7 @@ static void test_compactor_thread(void **state)
     /* Stopping while idle is prompt. */
     assert_int_equal(compactor_start(&cfg, NULL, &c, &e), 0);
     compactor_stop(c);
-    rm_rf(dataset);
+    tmpdir_remove(dataset);
 }
 
 int main(void)
