@@ -1641,6 +1641,7 @@ int protobuf_decode(struct protobuf_decoder *d, const void *data, size_t len,
     struct weir_errmsg tmp;
     d->e = e ? e : &tmp;
     d->e->code = 0;
+    d->e->text[0] = '\0';
     d->b = data;
     d->len = len;
     d->out = out;

@@ -90,6 +90,26 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
                 const char *peer, int64_t now_ns);
 
 /*
+ * For sources that decode what arrives (Protobuf payloads): the bytes as
+ * they arrived, orig[0..len) (not copied: they must stay valid until the
+ * next land_record returns). The next land_record validates the decoded
+ * record it is given, but if it quarantines it, quarantine keeps orig
+ * instead, so that what a sender sent is what quarantine holds (path and
+ * error then refer to the decoded record). Applies to that one call only.
+ */
+void land_quarantine_bytes(struct lander *l, const void *orig, size_t len);
+
+/*
+ * Quarantine rec[0..len) with reason, path (a JSON pointer, may be NULL)
+ * and error, without validating it: for records a source could not decode
+ * (Protobuf). Counted like a record land_record quarantines. Same return
+ * contract as land_record.
+ */
+int land_reject(struct lander *l, enum quar_reason reason, const char *path,
+                const char *error, const void *rec, size_t len, unsigned flags,
+                const char *peer, int64_t now_ns);
+
+/*
  * 1 when the source should stop reading: the writers hold more than the
  * high-water mark, a disk error is pending, or records are parked. The
  * source resumes when land_pressure() returns 0 again (after land_tick).
