@@ -459,7 +459,7 @@ static void land_protobuf(struct kafka_source *k, const char *p, size_t n,
         /* The error names the message type, the field and the byte; the
          * path is the root, as for a payload that is not JSON. requeue
          * (store/requeue.c) gives the same verdict. */
-        land_reject(k->lander, QUAR_INVALID, "", e.text, p, n, 0, peer, now);
+        land_reject(k->lander, QUAR_INVALID, "", e.text, p, n, LAND_BINARY, peer, now);
         return;
     }
     land_quarantine_bytes(k->lander, p, n);
@@ -486,7 +486,8 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
     size_t len = m->len;
     const char *payload = m->payload ? m->payload : "";
     if (len > k->max_record) {
-        land_record(k->lander, payload, k->max_record, LAND_TRUNCATED, peer, now);
+        land_record(k->lander, payload, k->max_record,
+                    LAND_TRUNCATED | (k->pb ? LAND_BINARY : 0), peer, now);
     } else if (k->pb) {
         land_protobuf(k, payload, len, peer, now);
     } else {

@@ -295,6 +295,7 @@ static int quarantine(struct lander *l, enum quar_reason reason, const char *pat
         .error = msg,
         .raw = l->q_orig ? l->q_orig : rec,
         .raw_len = l->q_orig ? l->q_orig_len : len,
+        .binary = l->q_orig || (flags & LAND_BINARY),
         .truncated = (flags & LAND_TRUNCATED) != 0,
     };
     INC(rejected[reason]);

@@ -1111,6 +1111,7 @@ static int format_line(struct rq *r, const struct qrec *q,
         .error = j->msg,
         .raw = r->raw.data ? r->raw.data : "",
         .raw_len = r->raw.len,
+        .binary = r->pbd != NULL,
     };
     buf_reset(&r->qline);
     return quar_format(&r->qline, r->p->name, &qr) == 0 ? 0 : -1;
