@@ -62,6 +62,8 @@ enum wkt {
 
 struct pb_enum_value {
     char *name;
+    char *quoted;           /* "\"NAME\"", written as is */
+    size_t quoted_len;
     int32_t number;
 };
 
@@ -75,6 +77,8 @@ struct pb_msg;
 
 struct pb_field {
     char *name;
+    char *key;              /* "\"name\":", written as is */
+    size_t key_len;
     char *json_name;
     char *type_name;        /* as in the descriptor (".pkg.Type"), or NULL */
     int32_t number;
@@ -313,6 +317,21 @@ static char *join_name(const char *scope, const char *name)
     return s;
 }
 
+/* "\"" s "\"" suffix, for names that need no escaping (identifiers). */
+static char *quote(const char *s, const char *suffix, size_t *len)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    char *q = malloc(a + b + 3);
+    if (!q)
+        return NULL;
+    q[0] = '"';
+    memcpy(q + 1, s, a);
+    q[a + 1] = '"';
+    memcpy(q + a + 2, suffix, b + 1);
+    *len = a + b + 2;
+    return q;
+}
+
 static int grow(void **v, size_t *cap, size_t n, size_t size)
 {
     if (n < *cap)
@@ -330,8 +349,10 @@ static void enum_free(struct pb_enum *en)
 {
     if (!en)
         return;
-    for (size_t i = 0; i < en->nvalues; i++)
+    for (size_t i = 0; i < en->nvalues; i++) {
         free(en->values[i].name);
+        free(en->values[i].quoted);
+    }
     free(en->values);
     free(en->full);
     free(en);
@@ -340,6 +361,7 @@ static void enum_free(struct pb_enum *en)
 static void field_release(struct pb_field *f)
 {
     free(f->name);
+    free(f->key);
     free(f->json_name);
     free(f->type_name);
 }
@@ -370,7 +392,7 @@ static int parse_enum(struct loader *L, size_t off, size_t len, const char *scop
             if ((rc = set_str(L, &f, &name)))
                 goto fail;
         } else if (f.num == 2 && f.wt == WT_LEN) {
-            struct pb_enum_value v = {NULL, 0};
+            struct pb_enum_value v = {NULL, NULL, 0, 0};
             size_t p2 = f.off;
             while ((rc = each_field(L, f.off, f.len, &g, &p2)) == 0) {
                 if (g.num == 1 && (rc = set_str(L, &g, &v.name)))
@@ -378,9 +400,13 @@ static int parse_enum(struct loader *L, size_t off, size_t len, const char *scop
                 if (g.num == 2 && g.wt == WT_VARINT)
                     v.number = (int32_t)(uint32_t)g.v;
             }
+            if (rc >= 0 && v.name && ident_ok(v.name) &&
+                !(v.quoted = quote(v.name, "", &v.quoted_len)))
+                rc = errmsg_set(L->e, WEIR_ENOMEM, "out of memory");
             if (rc < 0 || !v.name || !ident_ok(v.name) ||
                 grow((void **)&en->values, &cap, en->nvalues, sizeof *en->values)) {
                 free(v.name);
+                free(v.quoted);
                 if (rc >= 0)
                     rc = bad_set(L, f.off, "an enum value without a valid name");
                 goto fail;
@@ -444,6 +470,8 @@ static int parse_field(struct loader *L, size_t off, size_t len, struct pb_field
         return rc;
     if (!fd->name || !ident_ok(fd->name))
         return bad_set(L, off, "a field without a valid name");
+    if (!(fd->key = quote(fd->name, ":", &fd->key_len)))
+        return errmsg_set(L->e, WEIR_ENOMEM, "out of memory");
     if (fd->number < 1 || fd->number > 536870911 || fd->label < 1 || fd->label > 3 ||
         fd->type < 1 || fd->type > 18)
         return bad_set(L, off, "a field with an invalid number, label or type");
@@ -1049,6 +1077,10 @@ struct occ {
     size_t at;          /* the tag, for messages */
 };
 
+/* Scratch entries kept between messages (48 bytes each): enough for
+ * any ordinary message; more is freed after the message that needed it. */
+#define SCRATCH_KEEP 65536
+
 /* A map entry being gathered: its key text in d->keys, its entry bytes. */
 struct ment {
     size_t key_off, key_len;
@@ -1140,11 +1172,33 @@ static int push_occ(struct protobuf_decoder *d, const struct occ *o)
     return 0;
 }
 
+/* Decimal digits of v, without printf (which was half the decoding time). */
+static int put_u64(struct buf *b, uint64_t v, int neg)
+{
+    char tmp[24];
+    size_t n = sizeof tmp;
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg)
+        tmp[--n] = '-';
+    return buf_append(b, tmp + n, sizeof tmp - n);
+}
+
+static int put_i64(struct buf *b, int64_t v)
+{
+    return v < 0 ? put_u64(b, 0 - (uint64_t)v, 1) : put_u64(b, (uint64_t)v, 0);
+}
+
 static int put_double(struct buf *b, double v, int is_float)
 {
     char s[40];
     if (!isfinite(v))
         return buf_puts(b, "null");
+    /* Integral values (counts, set points) are common: no printf. */
+    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0 && !(v == 0 && signbit(v)))
+        return put_i64(b, (int64_t)v);
     for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
         snprintf(s, sizeof s, "%.*g", prec, v);
         double back = strtod(s, NULL);
@@ -1158,8 +1212,8 @@ static int put_enum(struct buf *b, const struct pb_enum *en, int32_t v)
 {
     for (size_t i = 0; i < en->nvalues; i++)
         if (en->values[i].number == v)
-            return buf_appendf(b, "\"%s\"", en->values[i].name);
-    return buf_appendf(b, "%d", (int)v);
+            return buf_append(b, en->values[i].quoted, en->values[i].quoted_len);
+    return put_i64(b, v);
 }
 
 /* A scalar of type `type` whose wire value is o (never WT_LEN packed). */
@@ -1180,16 +1234,16 @@ static int put_scalar(struct protobuf_decoder *d, const struct pb_msg *m,
         memcpy(&x, &u, sizeof x);
         return put_double(b, (double)x, 1);
     }
-    case T_INT64: case T_SFIXED64: return buf_appendf(b, "%lld", (long long)(int64_t)v);
-    case T_UINT64: case T_FIXED64: return buf_appendf(b, "%llu", (unsigned long long)v);
-    case T_INT32: case T_SFIXED32: return buf_appendf(b, "%d", (int)(int32_t)(uint32_t)v);
-    case T_UINT32: case T_FIXED32: return buf_appendf(b, "%u", (unsigned)(uint32_t)v);
+    case T_INT64: case T_SFIXED64: return put_i64(b, (int64_t)v);
+    case T_UINT64: case T_FIXED64: return put_u64(b, v, 0);
+    case T_INT32: case T_SFIXED32: return put_i64(b, (int32_t)(uint32_t)v);
+    case T_UINT32: case T_FIXED32: return put_u64(b, (uint32_t)v, 0);
     case T_SINT32: {
         uint32_t u = (uint32_t)v;
-        return buf_appendf(b, "%d", (int)(int32_t)((u >> 1) ^ (0u - (u & 1))));
+        return put_i64(b, (int32_t)((u >> 1) ^ (0u - (u & 1))));
     }
     case T_SINT64:
-        return buf_appendf(b, "%lld", (long long)(int64_t)((v >> 1) ^ (0 - (v & 1))));
+        return put_i64(b, (int64_t)((v >> 1) ^ (0 - (v & 1))));
     case T_BOOL: return buf_puts(b, v ? "true" : "false");
     case T_ENUM: return put_enum(b, f->en, (int32_t)(uint32_t)v);
     case T_STRING:
@@ -1276,16 +1330,34 @@ static int put_timestamp(struct protobuf_decoder *d, const struct pb_msg *m, siz
     int64_t sod = secs - days * 86400;
     int y, mo, dd;
     wtime_civil_from_days(days, &y, &mo, &dd);
-    char frac[16] = "";
-    if (nanos % 1000000 == 0 && nanos)
-        snprintf(frac, sizeof frac, ".%03d", (int)(nanos / 1000000));
-    else if (nanos % 1000 == 0 && nanos)
-        snprintf(frac, sizeof frac, ".%06d", (int)(nanos / 1000));
-    else if (nanos)
-        snprintf(frac, sizeof frac, ".%09d", (int)nanos);
-    return st(d, buf_appendf(d->out, "\"%04d-%02d-%02dT%02d:%02d:%02d%sZ\"", y, mo, dd,
-                             (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60),
-                             frac));
+    /* "YYYY-MM-DDTHH:MM:SS[.fff[fff[fff]]]Z", by hand: printf was most
+     * of the cost of a message with a Timestamp. */
+    char t[40];
+    int digits = !nanos ? 0 : nanos % 1000000 == 0 ? 3 : nanos % 1000 == 0 ? 6 : 9;
+    int fields[] = {y, mo, dd, (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60)};
+    static const char seps[] = "--T::";
+    size_t o = 0;
+    t[o++] = '"';
+    for (int i = 0; i < 6; i++) {
+        int w = i == 0 ? 4 : 2, v = fields[i];
+        for (int k = w - 1; k >= 0; k--, v /= 10)
+            t[o + (size_t)k] = (char)('0' + v % 10);
+        o += (size_t)w;
+        if (i < 5)
+            t[o++] = seps[i];
+    }
+    if (digits) {
+        int v = nanos;
+        for (int k = 9; k > digits; k--)
+            v /= 10;
+        t[o++] = '.';
+        for (int k = digits - 1; k >= 0; k--, v /= 10)
+            t[o + (size_t)k] = (char)('0' + v % 10);
+        o += (size_t)digits;
+    }
+    t[o++] = 'Z';
+    t[o++] = '"';
+    return st(d, buf_append(d->out, t, o));
 }
 
 static int put_duration(struct protobuf_decoder *d, const struct pb_msg *m, size_t first,
@@ -1548,7 +1620,20 @@ static int collect(struct protobuf_decoder *d, const struct pb_msg *m, size_t fi
     if (cnt == 0)
         return 0;
     struct occ *v = d->occ + *base;
-    qsort(v, cnt, sizeof *v, cmp_occ);
+    if (cnt <= 32) {
+        /* Usually sorted already (encoders write fields in order). */
+        for (size_t i = 1; i < cnt; i++) {
+            struct occ x = v[i];
+            size_t j = i;
+            while (j > 0 && cmp_occ(&v[j - 1], &x) > 0) {
+                v[j] = v[j - 1];
+                j--;
+            }
+            v[j] = x;
+        }
+    } else {
+        qsort(v, cnt, sizeof *v, cmp_occ);
+    }
     if (m->noneofs == 0)
         return 0;
     memset(d->win, 0, m->noneofs * sizeof *d->win);
@@ -1618,7 +1703,7 @@ static int decode_msg(struct protobuf_decoder *d, const struct pb_msg *m, size_t
         if (!map && !repeated && !nrun && f->presence)
             continue;
         if ((count++ && (rc = st(d, buf_putc(d->out, ',')))) ||
-            (rc = st(d, buf_appendf(d->out, "\"%s\":", f->name))))
+            (rc = st(d, buf_append(d->out, f->key, f->key_len))))
             break;
         if (map)
             rc = put_map(d, m, f, run, nrun, depth);
@@ -1654,6 +1739,20 @@ int protobuf_decode(struct protobuf_decoder *d, const void *data, size_t len,
     if (!rc)
         rc = decode_msg(d, d->pb->root, 0, 1, 1);
     d->nocc = 0;
+    /* A huge message (an unpacked array of 100,000 numbers) should not
+     * pin its scratch for the life of the decoder. */
+    if (d->capocc > SCRATCH_KEEP) {
+        free(d->occ);
+        d->occ = NULL;
+        d->capocc = 0;
+    }
+    if (d->capment > SCRATCH_KEEP) {
+        free(d->ment);
+        d->ment = NULL;
+        d->capment = 0;
+    }
+    if (d->keys.cap > SCRATCH_KEEP * 16)
+        buf_release(&d->keys);
     if (rc)
         buf_reset(out);
     return rc;

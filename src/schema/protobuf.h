@@ -127,7 +127,8 @@ void protobuf_decoder_free(struct protobuf_decoder *d);
  * says what and at which byte offset of data ("at byte 17: field
  * reading.temp (3): truncated varint"), and out holds nothing useful.
  * Memory: out->max, plus scratch that grows with the number of fields
- * on the wire (a few dozen bytes per field), kept for the next call.
+ * on the wire (48 bytes per field: at most 24 times len), kept for the
+ * next call up to 3 MB.
  */
 int protobuf_decode(struct protobuf_decoder *d, const void *data, size_t len,
                     struct buf *out, struct weir_errmsg *e);
