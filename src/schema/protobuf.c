@@ -101,7 +101,6 @@ struct pb_msg {
     int proto3;
     enum wkt wkt;
     int resolved;
-    int on_path;                /* protobuf_json_schema: recursion guard */
 };
 
 struct protobuf {
@@ -920,9 +919,19 @@ out:
 
 /* ---- JSON Schema ------------------------------------------------------ */
 
-static int schema_of_msg(struct pb_msg *m, struct buf *b, int depth);
+/* The message types being written, outermost first: a type that is on it
+ * already is a tree, written as any object there. A stack, not a flag in
+ * the type, so that pb stays read-only (several threads may derive). */
+#define SCHEMA_MAX_NESTING (MAX_DESC_NESTING * 4)
+struct spath {
+    const struct pb_msg *m[SCHEMA_MAX_NESTING];
+    int n;
+};
 
-static int schema_of_scalar(const struct pb_field *f, int type, struct buf *b, int depth)
+static int schema_of_msg(const struct pb_msg *m, struct buf *b, struct spath *path);
+
+static int schema_of_scalar(const struct pb_field *f, int type, struct buf *b,
+                            struct spath *path)
 {
     switch (type) {
     case T_DOUBLE:
@@ -960,7 +969,7 @@ static int schema_of_scalar(const struct pb_field *f, int type, struct buf *b, i
         return rc ? rc : buf_puts(b, "]}");
     }
     case T_MESSAGE:
-        return schema_of_msg(f->msg, b, depth);
+        return schema_of_msg(f->msg, b, path);
     default:
         return WEIR_EUNSUPPORTED;
     }
@@ -985,13 +994,16 @@ static int schema_of_wkt(enum wkt w, struct buf *b)
     }
 }
 
-static int schema_of_msg(struct pb_msg *m, struct buf *b, int depth)
+static int schema_of_msg(const struct pb_msg *m, struct buf *b, struct spath *path)
 {
     if (m->wkt != WKT_NONE)
         return schema_of_wkt(m->wkt, b);
-    if (m->on_path || depth > MAX_DESC_NESTING * 4)
+    int seen = path->n >= SCHEMA_MAX_NESTING;
+    for (int i = 0; i < path->n && !seen; i++)
+        seen = path->m[i] == m;
+    if (seen)
         return buf_puts(b, "{\"type\":\"object\"}");
-    m->on_path = 1;
+    path->m[path->n++] = m;
     int rc = buf_puts(b, "{\"type\":\"object\",\"additionalProperties\":false,"
                          "\"properties\":{");
     for (size_t i = 0; i < m->nfields && !rc; i++) {
@@ -1003,17 +1015,17 @@ static int schema_of_msg(struct pb_msg *m, struct buf *b, int depth)
             rc = buf_puts(b, "{\"type\":\"object\",\"additionalProperties\":");
             if (!rc)
                 rc = schema_of_scalar(field_by_number(f->msg, 2),
-                                      field_by_number(f->msg, 2)->type, b, depth + 1);
+                                      field_by_number(f->msg, 2)->type, b, path);
             if (!rc)
                 rc = buf_putc(b, '}');
         } else if (f->label == L_REPEATED) {
             rc = buf_puts(b, "{\"type\":\"array\",\"items\":");
             if (!rc)
-                rc = schema_of_scalar(f, f->type, b, depth + 1);
+                rc = schema_of_scalar(f, f->type, b, path);
             if (!rc)
                 rc = buf_putc(b, '}');
         } else {
-            rc = schema_of_scalar(f, f->type, b, depth + 1);
+            rc = schema_of_scalar(f, f->type, b, path);
         }
     }
     if (!rc)
@@ -1027,7 +1039,7 @@ static int schema_of_msg(struct pb_msg *m, struct buf *b, int depth)
     }
     if (!rc)
         rc = buf_puts(b, "]}");
-    m->on_path = 0;
+    path->n--;
     return rc;
 }
 
@@ -1037,9 +1049,9 @@ int protobuf_json_schema(const struct protobuf *pb, struct buf *out)
     if (rc)
         return rc;
     size_t at = out->len;
-    /* The walk marks the types on its path (m->on_path) and clears them
-     * again: pb is left as it was. */
-    rc = schema_of_msg(pb->root, out, 0);
+    struct spath path;
+    path.n = 0;
+    rc = schema_of_msg(pb->root, out, &path);
     if (rc)
         return rc;
     /* Merge the root object into the outer braces: drop its '{'. */
@@ -1412,7 +1424,7 @@ static int put_value(struct protobuf_decoder *d, const struct pb_msg *m,
 {
     if (f->type == T_MESSAGE) {
         const struct pb_msg *sub = f->msg;
-        size_t at = d->occ[first].at;
+        size_t at = n ? d->occ[first].at : 0; /* n 0: a map value not sent */
         switch (sub->wkt) {
         case WKT_NONE: return decode_msg(d, sub, first, n, depth + 1);
         case WKT_TIMESTAMP: return put_timestamp(d, sub, first, n, at);
@@ -1521,7 +1533,7 @@ static int put_map(struct protobuf_decoder *d, const struct pb_msg *m,
     size_t mbase = d->nment, kbase = d->keys.len;
     int rc = 0;
     if (depth + 1 > d->pb->max_depth)
-        return fail_at(d, WEIR_ELIMIT, d->occ[first].at, m, f,
+        return fail_at(d, WEIR_ELIMIT, n ? d->occ[first].at : 0, m, f,
                        "nesting deeper than max_depth (%u)", d->pb->max_depth);
     for (size_t i = 0; i < n; i++) {
         struct occ o = d->occ[first + i];
