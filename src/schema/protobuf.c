@@ -1209,7 +1209,7 @@ static int put_double(struct buf *b, double v, int is_float)
     if (!isfinite(v))
         return buf_puts(b, "null");
     /* Integral values (counts, set points) are common: no printf. */
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0 && !(v == 0 && signbit(v)))
+    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v)))
         return put_i64(b, (int64_t)v);
     for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
         snprintf(s, sizeof s, "%.*g", prec, v);
