@@ -1112,7 +1112,6 @@ struct protobuf_decoder {
     size_t nment, capment;
     struct buf keys;
     uint64_t *win;      /* per oneof of the message being sorted: seq + 1 */
-    const char *keys_base; /* for the map entry comparator */
 };
 
 struct protobuf_decoder *protobuf_decoder_new(const struct protobuf *pb)

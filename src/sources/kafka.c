@@ -1050,6 +1050,10 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
         rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
         goto fail;
     }
+    if (k->pb)
+        log_info("%s: kafka: payloads are Protobuf %s messages (%s)%s", p->name,
+                 protobuf_message_name(k->pb), p->source.kafka.descriptor_set,
+                 p->schema ? "" : ", validated with the schema derived from it");
     rc = offsets_load(cfg->data_dir, p->name, cfg->node, thread, &k->ck, e);
     if (rc && rc != WEIR_ENOTFOUND)
         goto fail;

@@ -73,11 +73,18 @@ eq "weir check: a missing type is refused (exit 2)" 2 $?
 ok "weir check: the message lists the types there are" \
     grep -q 'no message type "plant.v1.Nope" in the descriptor set; it has: .*plant.v1.Reading' \
     "$TMP/check.err"
+timeout 30 "$WEIR" serve -c "$TMP/bad.yaml" 2>"$TMP/serve-bad.err"
+ok "weir serve refuses a missing type at start" test $? -ne 0
+ok "weir serve: says which pipeline and why" \
+    grep -q 'pipeline k: source.kafka: descriptor set .*: no message type "plant.v1.Nope"' \
+    "$TMP/serve-bad.err"
 
 "$WEIR" serve -c "$TMP/w.yaml" 2>"$TMP/serve.log" &
 srv=$!
 cleanup_pid "$srv"
 ok "the group commits every offset of the topic" caught_up pb g1 90
+ok "log: the source says what it decodes" \
+    grep -q "k: kafka: payloads are Protobuf plant.v1.Reading messages" "$TMP/serve.log"
 kill -TERM "$srv"
 wait "$srv"
 eq "SIGTERM: exit 0" 0 $?
