@@ -5,10 +5,13 @@
  *
  * The keys are documented in docs/config.md. Schemas are not compiled
  * here (that is the schema module's job at start-up); their files are
- * only checked to exist and be readable.
+ * only checked to exist and be readable. A Protobuf source's descriptor
+ * set is read, and its message type must be in it.
  */
 #include "cli/cli.h"
 #include "config/config.h"
+#include "schema/protobuf.h"
+#include "store/lake.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -47,6 +50,17 @@ int cmd_check(int argc, char **argv)
         fprintf(stderr, "weir check: %s\n", err.text);
         rc = EXIT_USAGE;
         goto out;
+    }
+    /* A Protobuf source's descriptor set is read and its message type
+     * looked up, as serve would. */
+    for (size_t i = 0; files && i < cfg.npipelines; i++) {
+        struct protobuf *pb = NULL;
+        if (lake_load_protobuf(&cfg, &cfg.pipelines[i], &pb, &err) != 0) {
+            fprintf(stderr, "weir check: %s\n", err.text);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        protobuf_free(pb);
     }
     if (!quiet) {
         if (config_dump(&cfg, &out) != 0) {

@@ -19,6 +19,7 @@
 #include "obs/http.h"
 #include "obs/metrics.h"
 #include "schema/schema.h"
+#include "store/lake.h"
 #include "sources/kafka.h"
 #include "sources/tcp.h"
 #include "sched/scheduler.h"
@@ -372,20 +373,9 @@ static int load_schemas(struct server *s, struct weir_errmsg *e)
                               "pipeline %s: source.tls is not supported yet; remove it "
                               "or terminate TLS in front of weir (e.g. stunnel)",
                               p->name);
-        struct schema_opts so = {
-            .lax = p->lax,
-            .format_assert = p->format_assert,
-            .int64_integers = 1, /* the lake stores BIGINT (schema.h) */
-            .max_depth = (uint32_t)cfg->limits.max_depth,
-            .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
-        };
-        struct weir_errmsg se = {0};
-        s->schemas[i] = p->schema
-            ? schema_load_file(p->schema, &so, &se)
-            : schema_compile(CONFIG_DEFAULT_SCHEMA, strlen(CONFIG_DEFAULT_SCHEMA), NULL,
-                             &so, &se);
-        if (!s->schemas[i])
-            return errmsg_set(e, WEIR_ESCHEMA, "pipeline %s: %s", p->name, se.text);
+        /* The same schema compaction and queries type the lake from. */
+        if (!(s->schemas[i] = lake_load_schema(cfg, p, e)))
+            return e->code ? e->code : WEIR_ESCHEMA;
     }
     return 0;
 }

@@ -26,6 +26,8 @@
 #include "core/log.h"
 #include "core/wtime.h"
 #include "schema/json.h"
+#include "schema/protobuf.h"
+#include "store/lake.h"
 #include "store/offsets.h"
 
 #include <assert.h>
@@ -134,6 +136,9 @@ struct kafka_source {
 
     struct json_doc doc;      /* checks payloads that hold newlines */
     struct buf scratch;
+    struct protobuf *pb;      /* format protobuf: the message type, ... */
+    struct protobuf_decoder *pbd;
+    struct buf pbjson;        /* ... and the JSON of the payload */
     char peer[PEER_MAX];
 
     pthread_mutex_t log_mu;   /* librdkafka logs from its own threads */
@@ -441,6 +446,26 @@ static const char *record_of(struct kafka_source *k, const char *p, size_t *len)
     return k->scratch.data;
 }
 
+/*
+ * A Protobuf payload: decoded into JSON and landed like a JSON payload; if
+ * it does not decode, or its JSON is quarantined, quarantine keeps the
+ * payload's exact bytes (base64) with the error.
+ */
+static void land_protobuf(struct kafka_source *k, const char *p, size_t n,
+                          const char *peer, int64_t now)
+{
+    struct weir_errmsg e;
+    if (protobuf_decode(k->pbd, p, n, &k->pbjson, &e) != 0) {
+        /* The error names the message type, the field and the byte; the
+         * path is the root, as for a payload that is not JSON. requeue
+         * (store/requeue.c) gives the same verdict. */
+        land_reject(k->lander, QUAR_INVALID, "", e.text, p, n, LAND_BINARY, peer, now);
+        return;
+    }
+    land_quarantine_bytes(k->lander, p, n);
+    land_record(k->lander, k->pbjson.data, k->pbjson.len, 0, peer, now);
+}
+
 static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
 {
     if (m->err) {
@@ -461,7 +486,10 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
     size_t len = m->len;
     const char *payload = m->payload ? m->payload : "";
     if (len > k->max_record) {
-        land_record(k->lander, payload, k->max_record, LAND_TRUNCATED, peer, now);
+        land_record(k->lander, payload, k->max_record,
+                    LAND_TRUNCATED | (k->pb ? LAND_BINARY : 0), peer, now);
+    } else if (k->pb) {
+        land_protobuf(k, payload, len, peer, now);
     } else {
         const char *rec = record_of(k, payload, &len);
         land_record(k->lander, rec, len, 0, peer, now);
@@ -878,6 +906,9 @@ static void k_free(struct source *s)
     offsets_release(&k->ck);
     json_doc_release(&k->doc);
     buf_release(&k->scratch);
+    protobuf_decoder_free(k->pbd);
+    protobuf_free(k->pb);
+    buf_release(&k->pbjson);
     pthread_mutex_destroy(&k->log_mu);
     free(k);
 }
@@ -1002,6 +1033,9 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
     pthread_mutex_init(&k->log_mu, NULL);
     json_doc_init(&k->doc, (uint32_t)cfg->limits.max_depth);
     buf_init(&k->scratch, k->max_record + 1);
+    /* Decoded JSON longer than max_record is refused as the validator
+     * would refuse it. */
+    buf_init(&k->pbjson, k->max_record);
     offsets_init(&k->ck, thread);
 #ifdef WEIR_TESTING
     k->no_commit = getenv("WEIR_TEST_KAFKA_NO_COMMIT") != NULL;
@@ -1009,7 +1043,18 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
     /* The first checkpoint of this run: the positions of the last one and
      * the seq this run's writers start at, so that what recovery wrote
      * before now is never taken for a batch of this run. */
-    int rc = offsets_load(cfg->data_dir, p->name, cfg->node, thread, &k->ck, e);
+    int rc = lake_load_protobuf(cfg, p, &k->pb, e);
+    if (rc)
+        goto fail;
+    if (k->pb && !(k->pbd = protobuf_decoder_new(k->pb))) {
+        rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (k->pb)
+        log_info("%s: kafka: payloads are Protobuf %s messages (%s)%s", p->name,
+                 protobuf_message_name(k->pb), p->source.kafka.descriptor_set,
+                 p->schema ? "" : ", validated with the schema derived from it");
+    rc = offsets_load(cfg->data_dir, p->name, cfg->node, thread, &k->ck, e);
     if (rc && rc != WEIR_ENOTFOUND)
         goto fail;
     if ((rc = land_sync(lander)) != 0) {

@@ -31,7 +31,11 @@
  *
  * Each message is one record (payload = the JSON text; a payload with
  * CR/LF between its tokens is landed with spaces there, its value
- * unchanged). The record's peer, shown in quarantine, is
+ * unchanged). With format protobuf the payload is a binary message of
+ * source.kafka.message, decoded into JSON (schema/protobuf.h) and landed
+ * the same way; quarantine keeps the payload's exact bytes whether it did
+ * not decode or its JSON did not validate. The record's peer, shown in
+ * quarantine, is
  * "TOPIC/PARTITION@OFFSET ts=MS key=KEY" (key_b64= when the key is not
  * printable ASCII; ts and key when the message has them).
  */

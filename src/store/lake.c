@@ -30,6 +30,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/wtime.h"
+#include "schema/protobuf.h"
 #include "schema/schema.h"
 #include "schema/shape.h"
 #include "sql/sql.h"
@@ -339,13 +340,38 @@ struct schema *lake_load_schema(const struct weir_config *cfg,
         .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
     };
     struct weir_errmsg se = {0};
-    struct schema *s = p->schema
-        ? schema_load_file(p->schema, &so, &se)
-        : schema_compile(CONFIG_DEFAULT_SCHEMA, strlen(CONFIG_DEFAULT_SCHEMA), NULL,
-                         &so, &se);
+    struct protobuf *pb = NULL;
+    struct schema *s = NULL;
+    if (p->schema) {
+        s = schema_load_file(p->schema, &so, &se);
+    } else if (lake_load_protobuf(cfg, p, &pb, e) != 0) {
+        return NULL;
+    } else if (pb) {
+        /* The columns are what the decoder writes (schema/protobuf.h). */
+        s = protobuf_schema(pb, &so, &se);
+        protobuf_free(pb);
+    } else {
+        s = schema_compile(CONFIG_DEFAULT_SCHEMA, strlen(CONFIG_DEFAULT_SCHEMA), NULL,
+                           &so, &se);
+    }
     if (!s)
         errmsg_set(e, WEIR_ESCHEMA, "pipeline %s: %s", p->name, se.text);
     return s;
+}
+
+int lake_load_protobuf(const struct weir_config *cfg, const struct config_pipeline *p,
+                       struct protobuf **out, struct weir_errmsg *e)
+{
+    *out = NULL;
+    if (p->source.kind != CONFIG_SOURCE_KAFKA ||
+        p->source.kafka.format != CONFIG_PAYLOAD_PROTOBUF)
+        return 0;
+    struct weir_errmsg pe = {0};
+    int rc = protobuf_load(p->source.kafka.descriptor_set, p->source.kafka.message,
+                           (uint32_t)cfg->limits.max_depth, out, &pe);
+    if (rc)
+        return errmsg_set(e, rc, "pipeline %s: source.kafka: %s", p->name, pe.text);
+    return 0;
 }
 
 int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *p,

@@ -201,10 +201,25 @@ int lake_query_dirs_clean(const char *dataset_dir, int64_t min_age_ns,
 /* Append paths as a SQL list of string literals: ['a', 'b']. */
 int lake_sql_path_list(struct buf *b, const char *const *paths, size_t n);
 
-/* Load and compile the schema of pipeline p (or the schema-less default)
- * with the pipeline's options. */
+/*
+ * Load and compile the schema of pipeline p with the pipeline's options:
+ * its `schema` file; else, for a Kafka source with format protobuf, the
+ * schema derived from its message type (protobuf_json_schema); else the
+ * schema-less default. The one place that says what a pipeline validates
+ * with: serve, compaction, query and requeue all call it.
+ */
 struct schema *lake_load_schema(const struct weir_config *cfg,
                                 const struct config_pipeline *p,
                                 struct weir_errmsg *e);
+
+/*
+ * The Protobuf message type of pipeline p (source.kafka.format protobuf:
+ * its descriptor_set and message, nesting bounded by limits.max_depth),
+ * for decoding its payloads; *out is NULL (and 0 returned) for any other
+ * pipeline. Free with protobuf_free.
+ */
+struct protobuf;
+int lake_load_protobuf(const struct weir_config *cfg, const struct config_pipeline *p,
+                       struct protobuf **out, struct weir_errmsg *e);
 
 #endif

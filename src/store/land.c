@@ -61,6 +61,10 @@ struct lander {
     int late_open;          /* late records went to closed partitions since */
     int64_t closed_upto;    /* partitions ending at or before this are closed */
     struct land_stats st;
+    const void *orig;       /* land_quarantine_bytes, for the next record */
+    size_t orig_len;
+    const void *q_orig;     /* ... taken by the record being landed */
+    size_t q_orig_len;
 };
 
 #define INC(field) atomic_fetch_add_explicit(&l->st.field, 1, memory_order_relaxed)
@@ -289,8 +293,9 @@ static int quarantine(struct lander *l, enum quar_reason reason, const char *pat
         .reason = reason,
         .path = path,
         .error = msg,
-        .raw = rec,
-        .raw_len = len,
+        .raw = l->q_orig ? l->q_orig : rec,
+        .raw_len = l->q_orig ? l->q_orig_len : len,
+        .binary = l->q_orig || (flags & LAND_BINARY),
         .truncated = (flags & LAND_TRUNCATED) != 0,
     };
     INC(rejected[reason]);
@@ -318,6 +323,9 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
 {
     ADD(records, 1);
     ADD(bytes, len);
+    l->q_orig = l->orig;
+    l->q_orig_len = l->orig_len;
+    l->orig = NULL;
     if (flags & LAND_TRUNCATED) {
         char msg[128];
         snprintf(msg, sizeof msg, "record longer than max_record (%zu bytes)",
@@ -370,6 +378,23 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
     INC(valid);
     ADD(valid_bytes, outlen);
     return put(l, 0, start, out, outlen);
+}
+
+void land_quarantine_bytes(struct lander *l, const void *orig, size_t len)
+{
+    l->orig = orig;
+    l->orig_len = len;
+}
+
+int land_reject(struct lander *l, enum quar_reason reason, const char *path,
+                const char *error, const void *rec, size_t len, unsigned flags,
+                const char *peer, int64_t now_ns)
+{
+    ADD(records, 1);
+    ADD(bytes, len);
+    l->q_orig = NULL;
+    l->orig = NULL;
+    return quarantine(l, reason, path, error, rec, len, flags, peer, now_ns);
 }
 
 int land_pressure(const struct lander *l)

@@ -38,6 +38,8 @@
 /* Flags of land_record (the framer's FRAME_* values, net/framing.h). */
 #define LAND_TRUNCATED 0x1u /* rec is the first max_record bytes of a longer one */
 #define LAND_AT_EOF 0x2u    /* the stream ended after rec without a newline */
+#define LAND_BINARY 0x4u    /* rec is a binary payload (Protobuf): quarantine
+                               keeps it as raw_b64 even when it is UTF-8 */
 
 /* Counters of one lander; land_stats_add sums several. */
 struct land_stats {
@@ -87,6 +89,27 @@ void land_free(struct lander *l);
  * pause: the record is kept in memory and written when the disk recovers.
  */
 int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
+                const char *peer, int64_t now_ns);
+
+/*
+ * For sources that decode what arrives (Protobuf payloads): the bytes as
+ * they arrived, orig[0..len) (not copied: they must stay valid until the
+ * next land_record returns). The next land_record validates the decoded
+ * record it is given, but if it quarantines it, quarantine keeps orig
+ * instead, as binary (LAND_BINARY), so that what a sender sent is what
+ * quarantine holds (path and error then refer to the decoded record).
+ * Applies to that one call only.
+ */
+void land_quarantine_bytes(struct lander *l, const void *orig, size_t len);
+
+/*
+ * Quarantine rec[0..len) with reason, path (a JSON pointer, may be NULL)
+ * and error, without validating it: for records a source could not decode
+ * (Protobuf). Counted like a record land_record quarantines. Same return
+ * contract as land_record.
+ */
+int land_reject(struct lander *l, enum quar_reason reason, const char *path,
+                const char *error, const void *rec, size_t len, unsigned flags,
                 const char *peer, int64_t now_ns);
 
 /*

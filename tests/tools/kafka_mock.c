@@ -16,13 +16,15 @@
  *       900: never unbounded).
  *
  *   kafka_mock produce BOOTSTRAP TOPIC [--partition N | --spread N] [--key K]
- *              [--nul] [--rate N] [FILE...]
+ *              [--nul | --each-file] [--rate N] [FILE...]
  *       one message per line of the FILEs (or stdin); empty lines are
  *       skipped; --nul: records are separated by NUL bytes instead, so a
  *       message may hold newlines. --partition: all to partition N;
  *       --spread N: message i to partition i % N (default: librdkafka's
  *       partitioner, which sticks to one partition for a while without a
- *       key). --rate: at most N messages a second.
+ *       key). --rate: at most N messages a second. --each-file: each FILE
+ *       is exactly one message, all its bytes (binary payloads such as
+ *       Protobuf; an empty file is an empty message).
  *       Prints "N produced" on stderr; exit 1 if a delivery failed.
  *
  *   kafka_mock offsets BOOTSTRAP TOPIC [--group G]
@@ -58,7 +60,7 @@ static int usage(void)
             "usage: kafka_mock [--brokers N] [--topic NAME[:PARTITIONS]]... "
             "[--time-limit S] [--port-file FILE]\n"
             "       kafka_mock produce BOOTSTRAP TOPIC [--partition N | --spread N] "
-            "[--key K] [--nul] [--rate N] [FILE...]\n"
+            "[--key K] [--nul | --each-file] [--rate N] [FILE...]\n"
             "       kafka_mock offsets BOOTSTRAP TOPIC [--group G]\n");
     return 2;
 }
@@ -249,12 +251,38 @@ static int produce_stream(struct producer *p, FILE *f, int sep)
     return rc;
 }
 
+/* The whole of f as one message. */
+static int produce_file(struct producer *p, FILE *f)
+{
+    char *data = NULL;
+    size_t len = 0, cap = 0, n;
+    int rc = 0;
+    do {
+        if (len == cap) {
+            char *v = realloc(data, cap = cap ? cap * 2 : 65536);
+            if (!v) {
+                free(data);
+                return -1;
+            }
+            data = v;
+        }
+        n = fread(data + len, 1, cap - len, f);
+        len += n;
+    } while (n > 0);
+    if (ferror(f))
+        rc = -1;
+    else
+        rc = produce_one(p, data, len);
+    free(data);
+    return rc;
+}
+
 static int run_produce(int argc, char **argv)
 {
     if (argc < 3)
         return usage();
     struct producer p = {.topic = argv[2], .partition = -1};
-    int sep = '\n', nfiles = 0;
+    int sep = '\n', nfiles = 0, each_file = 0;
     char **files = calloc((size_t)argc, sizeof *files);
     if (!files)
         return 1;
@@ -262,6 +290,8 @@ static int run_produce(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--nul") == 0) {
             sep = '\0';
+        } else if (strcmp(a, "--each-file") == 0) {
+            each_file = 1;
         } else if (strcmp(a, "--partition") == 0 && i + 1 < argc) {
             if (parse_long(argv[++i], 0, 100000, &p.partition))
                 return usage();
@@ -308,7 +338,7 @@ static int run_produce(int argc, char **argv)
                 rc = -1;
                 break;
             }
-            rc = produce_stream(&p, f, sep);
+            rc = each_file ? produce_file(&p, f) : produce_stream(&p, f, sep);
             if (f != stdin)
                 fclose(f);
         }

@@ -256,6 +256,43 @@ static void test_verdicts(void **state)
     config_release(&cfg);
 }
 
+/* Decoded payloads (Protobuf): quarantine keeps the bytes that arrived,
+ * as raw_b64, for the record it refuses and only for that one. */
+static void test_decoded_and_rejected(void **state)
+{
+    struct weir_config cfg;
+    struct schema *sch;
+    load(&cfg, "", "");
+    struct lander *l = lander(&cfg, &sch);
+    land_quarantine_bytes(l, "\x08\x01", 2);
+    assert_int_equal(REC(l, "{\"ts\":1756807200,\"v\":1}", 0), 0); /* valid: JSON */
+    land_quarantine_bytes(l, "AB", 2);
+    assert_int_equal(REC(l, "{\"v\":2}", 0), 0);                     /* no ts: "AB" */
+    assert_int_equal(REC(l, "{\"v\":3}", 0), 0);                     /* itself */
+    assert_int_equal(land_reject(l, QUAR_INVALID, "", "at byte 1: truncated varint",
+                                 "\x0a\x05" "ab", 4, LAND_BINARY, "t/0@1", NOW), 0);
+    struct land_counts c;
+    land_counts(l, &c);
+    assert_int_equal(c.records, 4);
+    assert_int_equal(c.valid, 1);
+    assert_int_equal(c.rejected[QUAR_TIME_MISSING], 2);
+    assert_int_equal(c.rejected[QUAR_INVALID], 1);
+    assert_int_equal(land_close(l), 0);
+    char *raw = all_lines("raw", H0, NULL);
+    assert_string_equal(raw, "{\"ts\":1756807200,\"v\":1}\n");
+    char *q = all_lines("quarantine", H0, NULL);
+    assert_int_equal(count(q, "\"raw_b64\":\"QUI=\""), 1);            /* "AB" */
+    assert_int_equal(count(q, "\"raw\":\"{\\\"v\\\":3}\""), 1);
+    assert_int_equal(count(q, "\"peer\":\"t/0@1\",\"pipeline\":\"t\",\"reason\":\"invalid\","
+                              "\"path\":\"\",\"error\":\"at byte 1: truncated varint\","
+                              "\"raw_b64\":\"CgVhYg==\""), 1);
+    free(raw);
+    free(q);
+    land_free(l);
+    schema_free(sch);
+    config_release(&cfg);
+}
+
 /* ---- a failing disk ------------------------------------------------------- */
 
 static void test_disk_full_keeps_order(void **state)
@@ -335,6 +372,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_event_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verdicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decoded_and_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_keeps_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
