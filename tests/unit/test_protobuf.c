@@ -25,7 +25,9 @@
 #include "schema/shape.h"
 #include "schema/validate.h"
 
-static char tmp[PATH_MAX];      /* this run's scratch folder */
+#include "tmpdir.h"
+
+static char *tmp;               /* this run's scratch folder */
 static char protos[PATH_MAX];   /* tests/data/protobuf */
 static char plant[PATH_MAX + 32], legacy[PATH_MAX + 32];
 
@@ -583,9 +585,8 @@ int main(void)
     if (root)
         snprintf(protos, sizeof protos, "%s/tests/data/protobuf", root);
     else
-        snprintf(protos, sizeof protos, "data/protobuf");
-    snprintf(tmp, sizeof tmp, "/tmp/weir-test-protobuf.XXXXXX");
-    if (!mkdtemp(tmp)) {
+        snprintf(protos, sizeof protos, "tests/data/protobuf");
+    if (!(tmp = tmpdir_make(NULL, "protobuf"))) {
         perror("mkdtemp");
         return 1;
     }
@@ -614,6 +615,6 @@ int main(void)
         cmocka_unit_test(test_damaged_messages),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    sh("rm -rf '%s'", tmp);
+    tmpdir_remove(tmp);
     return rc;
 }
