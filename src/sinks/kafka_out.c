@@ -278,7 +278,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     struct kafka_sink *s = rd_kafka_opaque(rk);
     if (s)
         log_limited(&s->log_mu, s->last_log, sizeof s->last_log, &s->last_log_ns,
-                    s->p->name, level <= 4 ? LOG_WARN : LOG_DEBUG, buf);
+                    s->p->name, LOG_DEBUG, buf); /* on_error says it once */
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
