@@ -125,10 +125,11 @@ static int parse(const char *path, const char *p, size_t len, struct sink_cursor
         size_t k = sp ? (size_t)(sp - p) + 1 : end;
         int ok = sp && sl > 0 && sl < sizeof stem && k < end && end - k <= 20;
         for (size_t j = k; ok && j < end; j++) {
-            if (p[j] < '0' || p[j] > '9' || off > (UINT64_MAX - 9) / 10)
+            uint64_t d = (uint64_t)(p[j] - '0');
+            if (p[j] < '0' || p[j] > '9' || off > (UINT64_MAX - d) / 10)
                 ok = 0;
             else
-                off = off * 10 + (uint64_t)(p[j] - '0');
+                off = off * 10 + d;
         }
         if (ok) {
             memcpy(stem, p + i, sl);
