@@ -700,6 +700,62 @@ static int caught_up(const struct kafka_sink *s)
 
 /* ---- the pipeline sink: the thread -------------------------------------- */
 
+static int producer_new(struct kafka_sink *s, struct weir_errmsg *e)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = producer_conf(s->k, e);
+    if (!conf)
+        return WEIR_ECONFIG;
+    rd_kafka_conf_set_opaque(conf, s);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!s->rk) {
+        rd_kafka_conf_destroy(conf);
+        return errmsg_set(e, WEIR_ECONFIG, "pipeline %s: kafka sink: %s", s->p->name, err);
+    }
+    return 0;
+}
+
+/*
+ * An idempotent producer that hit a fatal error (its producer id fenced,
+ * say) accepts nothing any more: hand every message back as failed
+ * (purge), and start a new producer, which the failed records then go
+ * through after the backoff.
+ */
+static void producer_reset(struct kafka_sink *s)
+{
+    char why[512];
+    if (rd_kafka_fatal_error(s->rk, why, sizeof why) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    log_error("%s: kafka sink: the producer failed for good (%s); starting a new one, "
+              "the records in flight are produced again", s->p->name, why);
+    rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                              RD_KAFKA_PURGE_F_NON_BLOCKING);
+    int64_t until = wtime_mono_ns() + 5 * WTIME_NS_PER_S;
+    while (s->inflight && wtime_mono_ns() < until)
+        rd_kafka_poll(s->rk, 20);
+    rd_kafka_destroy(s->rk);
+    s->rk = NULL;
+    /* Reports that never came: the records are produced again all the same. */
+    for (uint64_t id = s->head; id < s->tail; id++) {
+        struct slot *sl = &s->ring[id % WEIR_KSINK_WINDOW_MESSAGES];
+        if (sl->state == SLOT_INFLIGHT) {
+            sl->state = SLOT_FAILED;
+            s->nfailed++;
+            s->inflight--;
+            s->inflight_bytes -= sl->len;
+        }
+    }
+    s->retry_at = wtime_mono_ns() + s->backoff_ns;
+    struct weir_errmsg e = {0};
+    while (producer_new(s, &e) != 0 && !atomic_load(&s->stop)) {
+        log_error("%s: %s; retrying in 1 s", s->p->name, e.text);
+        usleep(1000 * 1000);
+    }
+}
+
 static void *sink_main(void *arg)
 {
     struct kafka_sink *s = arg;
@@ -716,6 +772,9 @@ static void *sink_main(void *arg)
             scan(s);
             s->last_scan = now;
         }
+        producer_reset(s);
+        if (!s->rk)
+            break;
         retry_failed(s);
         pump(s);
         rd_kafka_poll(s->rk, 20);
@@ -728,6 +787,10 @@ static void *sink_main(void *arg)
     /* Stopping: the writers have sealed everything; deliver it if the
      * broker answers, within the wait, but do not wait out a backoff. */
     int64_t deadline = wtime_mono_ns() + s->stop_wait_ns;
+    if (!s->rk) { /* stopped while no producer could be made */
+        save(s);
+        return NULL;
+    }
     scan(s);
     while (wtime_mono_ns() < deadline && !caught_up(s) && !s->nfailed) {
         pump(s);
@@ -760,7 +823,6 @@ int kafka_sink_start(const struct weir_config *cfg, const struct config_pipeline
                      struct seg_writer *const *writers, unsigned nwriters,
                      struct kafka_sink **out, struct weir_errmsg *e)
 {
-    char err[512];
     int rc;
     *out = NULL;
     struct kafka_sink *s = calloc(1, sizeof *s);
@@ -788,21 +850,8 @@ int kafka_sink_start(const struct weir_config *cfg, const struct config_pipeline
     s->nwriters = nwriters;
     if ((rc = cursor_load(cfg->data_dir, p->name, cfg->node, &s->initial, e)) != 0)
         goto fail;
-    rd_kafka_conf_t *conf = producer_conf(s->k, e);
-    if (!conf) {
-        rc = WEIR_ECONFIG;
+    if ((rc = producer_new(s, e)) != 0)
         goto fail;
-    }
-    rd_kafka_conf_set_opaque(conf, s);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_log_cb(conf, on_log);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!s->rk) {
-        rd_kafka_conf_destroy(conf);
-        rc = errmsg_set(e, WEIR_ECONFIG, "pipeline %s: kafka sink: %s", p->name, err);
-        goto fail;
-    }
     if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
         rc = errmsg_set(e, WEIR_ENOMEM, "pipeline %s: cannot start the sink thread",
                         p->name);
