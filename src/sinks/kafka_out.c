@@ -919,6 +919,12 @@ static void on_file_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *
     }
 }
 
+static void on_file_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    /* A model run reports the outcome itself; the details are for debug. */
+    log_debug("kafka output: %s", buf);
+}
+
 int kafka_produce_file(const struct config_kafka_sink *k, const char *path,
                        const char *const *hdrs, int64_t wait_ns, uint64_t *delivered,
                        struct weir_errmsg *e)
@@ -941,7 +947,7 @@ int kafka_produce_file(const struct config_kafka_sink *k, const char *path,
         return WEIR_ECONFIG;
     rd_kafka_conf_set_opaque(conf, &f);
     rd_kafka_conf_set_dr_msg_cb(conf, on_file_delivery);
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    rd_kafka_conf_set_log_cb(conf, on_file_log);
     if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
         rd_kafka_conf_destroy(conf);
         rc = errmsg_set(e, WEIR_ECONFIG, "kafka: %s", err);

@@ -83,7 +83,7 @@ t1=$(date +%s.%N)
 eq "one more record reaches the topic" 5001 "$n"
 lat=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
 echo "     latency landing -> topic (with the consumer's start): ${lat}s"
-ok "within 2.5 s" awk -v l="$lat" 'BEGIN {exit !(l < 2.5)}'
+ok "within 4 s (about 0.6 s unloaded)" awk -v l="$lat" 'BEGIN {exit !(l < 4)}'
 eq "lag 0" 0 "$(metric weir_sink_lag_records)"
 
 # --- outage ---------------------------------------------------------------
