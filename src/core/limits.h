@@ -123,6 +123,12 @@
 #define WEIR_COMPACTOR_MEMORY_LIMIT "1GB"
 #define WEIR_COMPACTOR_INTERVAL_S 60
 #define WEIR_COMPACTOR_GC_INTERVAL_S 3600
+/* A partition whose data DuckDB refused is tried again by the background
+ * compactor after 1 min, then 2, 4, ... at most 1 h, and at once when its
+ * segments change (a fix by requeue, new records): the data is the same
+ * until then, so trying at every kick only fills the log. */
+#define WEIR_COMPACT_BACKOFF_MIN_S 60
+#define WEIR_COMPACT_BACKOFF_MAX_S 3600
 
 /* SQL models (sched/models.h): the longest model SQL file; a failed
  * partition is retried after 60 s, doubling per failure up to an hour, so

@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,20 +25,17 @@
 #include "store/quarantine.h"
 #include "store/segment.h"
 
+#include "tmpdir.h"
+
 #define H0 (INT64_C(1756807200) * WTIME_NS_PER_S) /* 2025-09-02T10:00Z */
 #define NOW (H0 + 30 * 60 * WTIME_NS_PER_S)       /* 10:30 */
 
-static char root[64];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
+static char *root;
 
 static int setup(void **state)
 {
-    snprintf(root, sizeof(root), "/tmp/weir-test-land-XXXXXX");
-    if (!mkdtemp(root))
+    root = tmpdir_make(NULL, "land");
+    if (!root)
         return -1;
     fsio_fault_reset();
     return 0;
@@ -48,7 +44,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fsio_fault_off();
-    return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(root);
 }
 
 /* A config with one pipeline "t": keys of the pipeline in pkeys (YAML,
