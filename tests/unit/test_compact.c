@@ -442,7 +442,7 @@ static void test_sink_keeps_undelivered(void **state)
              "    sink: {kafka: {brokers: \"127.0.0.1:1\", topic: x}}\n", data);
     if (config_load_string("sink.yaml", text, strlen(text), root, &scfg, &e) != 0)
         fail_msg("config: %s", e.text);
-    rm_rf(dataset);
+    tmpdir_remove(dataset);
     make_raw();
     for (int h = 0; h < 2; h++)
         snprintf(seg[h], sizeof seg[h], "%s/raw/date=2025-09-02/hour=%02d/n1-0-%010d.ndjson",
@@ -475,7 +475,7 @@ static void test_sink_keeps_undelivered(void **state)
     assert_int_equal(gs.raw_deleted, 1);
     cursor_release(&c);
     config_release(&scfg);
-    rm_rf(dataset);
+    tmpdir_remove(dataset);
 }
 
 int main(void)

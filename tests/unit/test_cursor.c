@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,25 +23,21 @@
 #include "store/partition.h"
 #include "store/segment.h"
 
+#include "tmpdir.h"
+
 /* 2025-09-02T10:00:00Z */
 #define H0 (INT64_C(1756807200) * WTIME_NS_PER_S)
 
-static char root[64];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
+static char *root;
 
 static int setup(void **state)
 {
-    snprintf(root, sizeof root, "/tmp/weir-test-cur-XXXXXX");
-    return mkdtemp(root) ? 0 : -1;
+    return (root = tmpdir_make(NULL, "cur")) ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(root);
 }
 
 static void test_stem(void **state)
