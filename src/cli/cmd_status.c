@@ -284,6 +284,14 @@ int cmd_status(int argc, char **argv)
             printf("  %-12s %.1f s not reading, %s not yet durable, %.0f write errors\n",
                    "backpressure", num_at(&d2, p2, "backpressure_seconds"), hp,
                    num_at(&d2, p2, "write_errors_total"));
+            int sk = json_lookup(&d2, (uint32_t)p2, "sink", 4);
+            if (sk >= 0 && d2.toks[sk].type == JSON_OBJECT)
+                printf("  %-12s %.0f delivered, %.0f not yet (lag), %.0f failed, "
+                       "%.0f produced again\n", "kafka sink",
+                       num_at(&d2, p2, "sink.delivered_total"),
+                       num_at(&d2, p2, "sink.lag_records"),
+                       num_at(&d2, p2, "sink.failed_total"),
+                       num_at(&d2, p2, "sink.retried_total"));
         }
         disk_part(&cfg, name, "raw");
         disk_part(&cfg, name, "quarantine");

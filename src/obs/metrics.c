@@ -34,6 +34,18 @@ static const struct counter counters[] = {
 };
 #undef PS
 
+/* The Kafka sink's, for pipelines that have one (sinks/kafka_out.h). */
+#define SK(f) offsetof(struct pipeline_snapshot, sink.f)
+static const struct counter sink_counters[] = {
+    {"weir_sink_produced_total", "Messages handed to the Kafka producer (retries included).", SK(produced), 0},
+    {"weir_sink_delivered_total", "Records confirmed by the Kafka broker.", SK(delivered), 0},
+    {"weir_sink_failed_total", "Delivery reports with an error (the record is produced again).", SK(failed), 0},
+    {"weir_sink_retried_total", "Records produced again after a failed delivery.", SK(retried), 0},
+    {"weir_sink_delivered_bytes_total", "Bytes of records confirmed by the broker.", SK(bytes), 0},
+    {"weir_sink_lag_records", "Records landed (durable) and not yet delivered.", SK(lag), 1},
+};
+#undef SK
+
 static uint64_t field(const struct pipeline_snapshot *p, size_t off)
 {
     uint64_t v;
@@ -71,6 +83,21 @@ int metrics_prometheus(const struct server_snapshot *s, struct buf *out)
         rc = buf_appendf(out, "weir_backpressure_seconds_total{pipeline=\"%s\"} %.3f\n",
                          s->pipelines[i].name,
                          (double)s->pipelines[i].backpressure_ns / 1e9);
+    for (size_t c = 0; c < sizeof sink_counters / sizeof sink_counters[0] && rc == 0; c++) {
+        const struct counter *k = &sink_counters[c];
+        int any = 0;
+        for (size_t i = 0; i < s->npipelines && rc == 0; i++) {
+            if (!s->pipelines[i].has_sink)
+                continue;
+            if (!any++)
+                rc = buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", k->name, k->help,
+                                 k->name, k->is_gauge ? "gauge" : "counter");
+            if (rc == 0)
+                rc = buf_appendf(out, "%s{pipeline=\"%s\"} %llu\n", k->name,
+                                 s->pipelines[i].name,
+                                 (unsigned long long)field(&s->pipelines[i], k->off));
+        }
+    }
     if (rc == 0)
         rc = buf_appendf(out, "# HELP weir_uptime_seconds Seconds since start.\n"
                               "# TYPE weir_uptime_seconds gauge\nweir_uptime_seconds %.3f\n",
@@ -105,7 +132,19 @@ int metrics_status_json(const struct server_snapshot *s, struct buf *out)
                              quar_reason_name((enum quar_reason)r),
                              (unsigned long long)p->land.rejected[r]);
         if (rc == 0)
-            rc = buf_puts(out, "}}");
+            rc = buf_putc(out, '}');
+        if (rc == 0 && p->has_sink) {
+            rc = buf_puts(out, ",\"sink\":{");
+            for (size_t c = 0; c < sizeof sink_counters / sizeof sink_counters[0] && rc == 0;
+                 c++)
+                rc = buf_appendf(out, "%s\"%s\":%llu", c ? "," : "",
+                                 sink_counters[c].name + 10,
+                                 (unsigned long long)field(p, sink_counters[c].off));
+            if (rc == 0)
+                rc = buf_putc(out, '}');
+        }
+        if (rc == 0)
+            rc = buf_putc(out, '}');
     }
     if (rc == 0)
         rc = buf_puts(out, "]}\n");

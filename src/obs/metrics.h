@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "sinks/kafka_out.h"
 #include "store/land.h"
 
 struct pipeline_snapshot {
@@ -23,6 +24,8 @@ struct pipeline_snapshot {
     uint64_t conns_refused;      /* over max_connections or not allowed */
     uint64_t bytes_read;
     uint64_t backpressure_ns;    /* time spent not reading, summed over workers */
+    int has_sink;                /* a Kafka sink runs: sink is set */
+    struct kafka_sink_counts sink;
 };
 
 struct server_snapshot {

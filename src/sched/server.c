@@ -10,6 +10,7 @@
  */
 #include "sched/server.h"
 #include "core/buf.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "core/wtime.h"
@@ -19,11 +20,12 @@
 #include "obs/http.h"
 #include "obs/metrics.h"
 #include "schema/schema.h"
-#include "store/lake.h"
+#include "sinks/kafka_out.h"
 #include "sources/kafka.h"
 #include "sources/tcp.h"
 #include "sched/scheduler.h"
 #include "store/compact.h"
+#include "store/lake.h"
 #include "store/land.h"
 #include "store/quarantine.h"
 #include "store/recover.h"
@@ -83,6 +85,7 @@ struct server {
     struct scheduler *sched;     /* runs models when their inputs are ready */
     int64_t last_closed;         /* start of the last partition seen closed */
     uint64_t last_sealed;        /* raw segments sealed, over all landers */
+    struct kafka_sink **sinks;   /* per pipeline; NULL: no sink */
 };
 
 /* ---- worker ------------------------------------------------------------- */
@@ -262,6 +265,10 @@ static int snapshot(struct server *s, struct server_snapshot *snap)
                 ps->bytes_read += ss.bytes_read;
                 ps->backpressure_ns += ss.paused_ns;
             }
+        }
+        if (s->sinks && s->sinks[i]) {
+            ps->has_sink = 1;
+            kafka_sink_counts(s->sinks[i], &ps->sink);
         }
     }
     return 0;
@@ -498,6 +505,38 @@ static int start_workers(struct server *s, struct weir_errmsg *e)
     return 0;
 }
 
+/* A Kafka sink per pipeline that has one, reading what the workers'
+ * writers make durable (sinks/kafka_out.h). */
+static int start_sinks(struct server *s, struct weir_errmsg *e)
+{
+    const struct weir_config *cfg = s->cfg;
+    struct seg_writer **w = calloc(s->nworkers, sizeof *w);
+    int rc = 0;
+    if (!w)
+        return errmsg_set(e, WEIR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < cfg->npipelines && rc == 0; i++) {
+        const struct config_pipeline *p = &cfg->pipelines[i];
+        if (!p->sink_kafka)
+            continue;
+        for (unsigned k = 0; k < s->nworkers; k++)
+            w[k] = land_raw_writer(s->workers[k].pipes[i].land);
+        rc = kafka_sink_start(cfg, p, w, s->nworkers, &s->sinks[i], e);
+        if (rc == 0)
+            log_info("%s: producing landed records to Kafka %s topic %s", p->name,
+                     p->sink_kafka->brokers, p->sink_kafka->topic);
+    }
+    free(w);
+    return rc;
+}
+
+static void stop_sinks(struct server *s)
+{
+    for (size_t i = 0; s->sinks && i < s->cfg->npipelines; i++) {
+        kafka_sink_stop(s->sinks[i], (int64_t)WEIR_KSINK_STOP_WAIT_S * WTIME_NS_PER_S);
+        s->sinks[i] = NULL;
+    }
+}
+
 static int start_http(struct server *s, struct weir_errmsg *e)
 {
     const struct weir_config *cfg = s->cfg;
@@ -572,6 +611,7 @@ static void server_release(struct server *s)
         for (size_t i = 0; i < np; i++)
             free(s->source_text[i]);
     free(s->source_text);
+    free(s->sinks);
     loop_free(s->main);
     if (s->sigfd >= 0)
         close(s->sigfd);
@@ -600,7 +640,8 @@ int server_run(const struct weir_config *cfg)
 
     s.schemas = calloc(cfg->npipelines, sizeof *s.schemas);
     s.source_text = calloc(cfg->npipelines, sizeof *s.source_text);
-    if (!s.schemas || !s.source_text) {
+    s.sinks = calloc(cfg->npipelines, sizeof *s.sinks);
+    if (!s.schemas || !s.source_text || !s.sinks) {
         errmsg_set(&e, WEIR_ENOMEM, "out of memory");
         exit_code = 3;
         goto done;
@@ -629,7 +670,8 @@ int server_run(const struct weir_config *cfg)
         exit_code = 3;
         goto done;
     }
-    if ((rc = start_http(&s, &e)) != 0 || (rc = start_workers(&s, &e)) != 0) {
+    if ((rc = start_http(&s, &e)) != 0 || (rc = start_workers(&s, &e)) != 0 ||
+        (rc = start_sinks(&s, &e)) != 0) {
         exit_code = rc == WEIR_ENOMEM ? 3 : 2;
         /* Workers already running must be stopped before we free them. */
         for (unsigned k = 0; s.workers && k < s.nworkers; k++)
@@ -649,6 +691,9 @@ int server_run(const struct weir_config *cfg)
         if (s.workers[k].rc)
             exit_code = 3;
     }
+    /* After the workers: everything landed is sealed and durable, so the
+     * sinks can deliver all of it before they stop. */
+    stop_sinks(&s);
     /* The batch side stops after the workers: a compaction or model run in
      * progress is interrupted and left to the next start (both are
      * idempotent, docs/lake.md and docs/models.md). */
@@ -661,6 +706,7 @@ int server_run(const struct weir_config *cfg)
 done:
     if (exit_code && e.text[0])
         log_error("%s", e.text);
+    stop_sinks(&s);
     sched_stop(s.sched);
     compactor_stop(s.compactor);
     server_release(&s);

@@ -4,6 +4,7 @@
  * docs/lake.md for users.
  */
 #include "store/compact.h"
+#include "store/cursor.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -596,8 +597,16 @@ static int plan(struct run *r, const struct tl_snapshot *s, struct seg_list *seg
     struct offsets_settle settle;
     if ((rc = offsets_settle_load(data_dir, r->p->name, &settle, e)))
         return rc;
+    /* A pipeline with a sink: a segment is absorbed only once its sink
+     * delivered all of it (store/cursor.h); an outage delays compaction. */
+    struct sink_cursor sunk = {0};
+    if (r->p->sink_kafka && (rc = cursor_load_all(data_dir, r->p->name, &sunk, e))) {
+        offsets_settle_release(&settle);
+        return rc;
+    }
     if ((rc = seg_list(data_dir, r->p->name, "raw", segs, e))) {
         offsets_settle_release(&settle);
+        cursor_release(&sunk);
         return rc;
     }
     /* Keep the entries to compact, in place (the list stays sorted by
@@ -606,7 +615,8 @@ static int plan(struct run *r, const struct tl_snapshot *s, struct seg_list *seg
         struct seg_entry *x = &segs->v[i];
         int closed = part_end(x->part_start, x->grain) + grace <= now;
         if (x->active || x->grain != r->t->grain || tl_snapshot_absorbed(s, x->name) ||
-            (!r->o->all && !closed) || !offsets_settled(&settle, x->name, x->size)) {
+            (!r->o->all && !closed) || !offsets_settled(&settle, x->name, x->size) ||
+            (r->p->sink_kafka && !cursor_delivered(&sunk, x->name, x->size))) {
             free(x->path);
             continue;
         }
@@ -614,6 +624,7 @@ static int plan(struct run *r, const struct tl_snapshot *s, struct seg_list *seg
     }
     segs->n = keep;
     offsets_settle_release(&settle);
+    cursor_release(&sunk);
     size_t *g = calloc(keep + 1, sizeof *g);
     if (!g)
         return errmsg_set(e, WEIR_ENOMEM, "out of memory");
@@ -1011,10 +1022,17 @@ static int expire_segments(struct run *r, const char *kind, int64_t cutoff,
                            struct weir_errmsg *e)
 {
     struct seg_list l = {0};
-    int rc = seg_list(r->cfg->data_dir, r->p->name, kind, &l, e);
+    struct sink_cursor sunk = {0};
+    int sink = r->p->sink_kafka && strcmp(kind, "raw") == 0;
+    int rc = sink ? cursor_load_all(r->cfg->data_dir, r->p->name, &sunk, e) : 0;
+    if (rc == 0)
+        rc = seg_list(r->cfg->data_dir, r->p->name, kind, &l, e);
     for (size_t i = 0; i < l.n && !rc; i++) {
         const struct seg_entry *x = &l.v[i];
         if (x->active || part_end(x->part_start, x->grain) > cutoff)
+            continue;
+        /* Not delivered by the pipeline's sink yet: kept until it is. */
+        if (sink && !cursor_delivered(&sunk, x->name, x->size))
             continue;
         if (fsio_unlink(x->path) != 0) {
             if (errno != ENOENT)
@@ -1026,6 +1044,7 @@ static int expire_segments(struct run *r, const char *kind, int64_t cutoff,
         *bytes += x->size;
     }
     seg_list_release(&l);
+    cursor_release(&sunk);
     return rc;
 }
 

@@ -29,6 +29,7 @@
 #include "schema/schema.h"
 #include "sql/sql.h"
 #include "store/compact.h"
+#include "store/cursor.h"
 #include "store/lake.h"
 #include "store/tablelog.h"
 
@@ -421,12 +422,69 @@ static void test_backoff(void **state)
     tmpdir_remove(dataset);
 }
 
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/* A pipeline with a Kafka sink: compaction and retention take only the
+ * segments its cursor says are delivered whole (store/cursor.h). */
+static void test_sink_keeps_undelivered(void **state)
+{
+    struct weir_errmsg e = {0};
+    struct weir_config scfg;
+    char text[1024], seg[2][320];
+    snprintf(text, sizeof text,
+             "data_dir: %s\npipelines:\n  - name: tel\n    schema: tel.schema.json\n"
+             "    time_field: ts\n    time_unit: s\n    retention: {raw: 1h}\n"
+             "    sink: {kafka: {brokers: \"127.0.0.1:1\", topic: x}}\n", data);
+    if (config_load_string("sink.yaml", text, strlen(text), root, &scfg, &e) != 0)
+        fail_msg("config: %s", e.text);
+    tmpdir_remove(dataset);
+    make_raw();
+    for (int h = 0; h < 2; h++)
+        snprintf(seg[h], sizeof seg[h], "%s/raw/date=2025-09-02/hour=%02d/n1-0-%010d.ndjson",
+                 dataset, h, h + 1);
+    /* Hour 0 delivered whole, hour 1 but for its last byte. */
+    struct sink_cursor c = {0};
+    assert_int_equal(cursor_add(&c, "n1-0-0000000001", file_size(seg[0])), 0);
+    assert_int_equal(cursor_add(&c, "n1-0-0000000002", file_size(seg[1]) - 1), 0);
+    assert_int_equal(cursor_save(data, "tel", "n1", &c, &e), 0);
+    struct compact_opts o = {.all = 1, .grace_ns = -1, .orphan_grace_ns = 0};
+    struct compact_stats st = {0};
+    if (compact_pipeline(&scfg, &scfg.pipelines[0], &o, &st, &e) != 0)
+        fail_msg("compact: %s", e.text);
+    assert_int_equal(st.partitions, 1);
+    assert_int_equal(access(seg[0], F_OK), -1);
+    assert_int_equal(access(seg[1], F_OK), 0);
+    /* Retention (a year later): the undelivered segment stays. */
+    struct compact_opts g = {.now_ns = (H0 + 366LL * 86400) * 1000000000LL,
+                             .grace_ns = -1, .orphan_grace_ns = 0};
+    struct gc_stats gs = {0};
+    if (compact_gc(&scfg, &scfg.pipelines[0], &g, &gs, &e) != 0)
+        fail_msg("gc: %s", e.text);
+    assert_int_equal(gs.raw_deleted, 0);
+    assert_int_equal(access(seg[1], F_OK), 0);
+    /* Delivered: retention takes it. */
+    c.v[1].off = file_size(seg[1]);
+    assert_int_equal(cursor_save(data, "tel", "n1", &c, &e), 0);
+    memset(&gs, 0, sizeof gs);
+    assert_int_equal(compact_gc(&scfg, &scfg.pipelines[0], &g, &gs, &e), 0);
+    assert_int_equal(gs.raw_deleted, 1);
+    cursor_release(&c);
+    config_release(&scfg);
+    tmpdir_remove(dataset);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_and_types),
         cmocka_unit_test(test_type_compat),
         cmocka_unit_test(test_compact_and_read),
+        cmocka_unit_test(test_sink_keeps_undelivered),
         cmocka_unit_test(test_compactor_thread),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_faults),
