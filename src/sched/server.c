@@ -23,6 +23,7 @@
 #include "sources/tcp.h"
 #include "sched/scheduler.h"
 #include "store/compact.h"
+#include "store/lake.h"
 #include "store/land.h"
 #include "store/quarantine.h"
 #include "store/recover.h"
@@ -386,6 +387,13 @@ static int load_schemas(struct server *s, struct weir_errmsg *e)
                              &so, &se);
         if (!s->schemas[i])
             return errmsg_set(e, WEIR_ESCHEMA, "pipeline %s: %s", p->name, se.text);
+        /* The lake's columns refuse a schema that clashes with them (a
+         * Kafka pipeline's metadata names): at start, not at compaction. */
+        struct lake_table *t = NULL;
+        int rc = lake_table_new(cfg, p, s->schemas[i], &t, e);
+        lake_table_free(t);
+        if (rc)
+            return rc;
     }
     return 0;
 }

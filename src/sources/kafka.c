@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/wtime.h"
 #include "schema/json.h"
+#include "store/kmeta.h"
 #include "store/offsets.h"
 
 #include <assert.h>
@@ -90,6 +91,8 @@ struct kpart {
     int64_t committed;        /* last next offset committed; -1: none */
     char prefix[OFFSETS_TOPIC_MAX + 16]; /* "topic/partition@" */
     size_t prefix_len;
+    char meta[KMETA_PREFIX_MAX]; /* its records' first metadata members */
+    size_t meta_len;
 };
 
 struct kstats {
@@ -134,6 +137,7 @@ struct kafka_source {
 
     struct json_doc doc;      /* checks payloads that hold newlines */
     struct buf scratch;
+    struct buf meta;          /* a message's metadata members (kmeta.h) */
     char peer[PEER_MAX];
 
     pthread_mutex_t log_mu;   /* librdkafka logs from its own threads */
@@ -192,6 +196,8 @@ static struct kpart *part_get(struct kafka_source *k, const char *topic, int32_t
     kp->committed = -1;
     int n = snprintf(kp->prefix, sizeof kp->prefix, "%s/%" PRId32 "@", t, partition);
     kp->prefix_len = n > 0 && (size_t)n < sizeof kp->prefix ? (size_t)n : 0;
+    kp->meta_len = kmeta_prefix(kp->meta, sizeof kp->meta, t, partition);
+    assert(kp->meta_len > 0); /* a config topic is at most 249 characters */
     return kp;
 }
 
@@ -460,11 +466,20 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
     const char *peer = peer_of(k, kp, m);
     size_t len = m->len;
     const char *payload = m->payload ? m->payload : "";
-    if (len > k->max_record) {
-        land_record(k->lander, payload, k->max_record, LAND_TRUNCATED, peer, now);
+    rd_kafka_timestamp_type_t tt;
+    buf_reset(&k->meta);
+    /* The key is stored with the record: one longer than max_record makes
+     * the message too large, as a payload past it does. */
+    if (len > k->max_record || (m->key && m->key_len > k->max_record) ||
+        kmeta_format(&k->meta, kp->meta, kp->meta_len, m->offset, m->key, m->key_len,
+                     rd_kafka_message_timestamp(m, &tt)) != 0) {
+        if (len > k->max_record)
+            len = k->max_record;
+        land_record(k->lander, payload, len, LAND_TRUNCATED, peer, now);
     } else {
         const char *rec = record_of(k, payload, &len);
-        land_record(k->lander, rec, len, 0, peer, now);
+        struct land_meta lm = {k->meta.data, k->meta.len, kmeta_names};
+        land_record_meta(k->lander, rec, len, 0, peer, now, &lm);
     }
     kp->next = m->offset + 1;
     if (!k->batch_open) {
@@ -878,6 +893,7 @@ static void k_free(struct source *s)
     offsets_release(&k->ck);
     json_doc_release(&k->doc);
     buf_release(&k->scratch);
+    buf_release(&k->meta);
     pthread_mutex_destroy(&k->log_mu);
     free(k);
 }
@@ -1002,6 +1018,7 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
     pthread_mutex_init(&k->log_mu, NULL);
     json_doc_init(&k->doc, (uint32_t)cfg->limits.max_depth);
     buf_init(&k->scratch, k->max_record + 1);
+    buf_init(&k->meta, kmeta_max_len(k->max_record));
     offsets_init(&k->ck, thread);
 #ifdef WEIR_TESTING
     k->no_commit = getenv("WEIR_TEST_KAFKA_NO_COMMIT") != NULL;

@@ -19,6 +19,7 @@
 #include "store/partition.h"
 #include "store/segment.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ struct lander {
     struct buf park;        /* parked records, in order */
     size_t park_off;        /* first unconsumed byte of park */
     struct buf qline;       /* scratch for formatting quarantine lines */
+    struct buf splice;      /* a record with a source's members added */
     int64_t last_seal_ns;   /* last look for partitions to seal */
     int64_t last_late_ns;   /* last seal of every closed partition */
     int64_t late_rec_ns;    /* arrival of the last late record */
@@ -95,6 +97,9 @@ int land_new(const struct weir_config *cfg, const struct config_pipeline *p,
     l->high_water = max_pending > 2 * margin ? max_pending - margin : max_pending / 2;
     buf_init(&l->park, max_pending);
     buf_init(&l->qline, l->max_record * 2 + 64 * 1024);
+    /* A record and a source's members (a Kafka key is at most a record
+     * long, escaped at most 6 bytes a byte: store/kmeta.h). */
+    buf_init(&l->splice, l->max_record * 8 + 64 * 1024);
 
     l->v = validator_new(schema);
     if (!l->v) {
@@ -137,6 +142,7 @@ void land_free(struct lander *l)
     quar_writer_free(l->quar);
     buf_release(&l->park);
     buf_release(&l->qline);
+    buf_release(&l->splice);
     free(l);
 }
 
@@ -313,8 +319,60 @@ static int quarantine(struct lander *l, enum quar_reason reason, const char *pat
     return rc;
 }
 
+/* ---- a source's members ------------------------------------------------ */
+
+/* The first of names that is a top-level key of doc's object root, or
+ * NULL. Only keys starting with '_' (or escaped) are compared: the walk
+ * costs a few loads per member. */
+static const char *meta_clash(const struct json_doc *d, const char *const *names)
+{
+    uint32_t k = 1;
+    for (uint32_t m = 0; m < d->toks[0].count; m++) {
+        const struct json_tok *t = &d->toks[k];
+        const char *p = json_tok_ptr(d, t) + 1;
+        if (t->len > 2 && (p[0] == '_' || (t->flags & JSON_F_ESCAPED))) {
+            for (size_t i = 0; names[i]; i++)
+                if (json_str_eq(d, t, names[i], strlen(names[i])))
+                    return names[i];
+        }
+        k = d->toks[k + 1].next;
+    }
+    return NULL;
+}
+
+/* out[0..*len) with meta's members before the root object's closing
+ * brace, in l->splice; NULL when it does not fit (too_large). */
+static const char *splice(struct lander *l, const struct json_doc *d, const char *out,
+                          size_t *len, const struct land_meta *meta)
+{
+    const struct json_tok *root = &d->toks[0];
+    size_t close = root->off + root->len - 1;
+    assert(d->src == out && close < *len && out[close] == '}');
+    buf_reset(&l->splice);
+    if (buf_reserve(&l->splice, *len + meta->len + 1) != 0)
+        return NULL;
+    char *o = l->splice.data;
+    memcpy(o, out, close);
+    o += close;
+    if (root->count)
+        *o++ = ',';
+    memcpy(o, meta->members, meta->len);
+    o += meta->len;
+    memcpy(o, out + close, *len - close);
+    o += *len - close;
+    l->splice.len = (size_t)(o - l->splice.data);
+    *len = l->splice.len;
+    return l->splice.data;
+}
+
 int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
                 const char *peer, int64_t now_ns)
+{
+    return land_record_meta(l, rec, len, flags, peer, now_ns, NULL);
+}
+
+int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned flags,
+                     const char *peer, int64_t now_ns, const struct land_meta *meta)
 {
     ADD(records, 1);
     ADD(bytes, len);
@@ -365,6 +423,22 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
     }
     size_t outlen;
     const char *out = validator_output(l->v, &outlen);
+    const struct json_doc *d = validator_doc(l->v);
+    if (meta && d->toks[0].type == JSON_OBJECT) {
+        const char *dup = meta_clash(d, meta->names);
+        if (dup) {
+            char path[64];
+            snprintf(path, sizeof path, "/%s", dup);
+            snprintf(why, sizeof why, "\"%s\" is a member weir adds to the records "
+                     "of this pipeline; the record may not carry it", dup);
+            return quarantine(l, QUAR_INVALID, path, why, rec, len, flags, peer, now_ns);
+        }
+        if (!(out = splice(l, d, out, &outlen, meta))) {
+            snprintf(why, sizeof why, "the record with the members weir adds "
+                     "(%zu bytes) is longer than the lander can hold", meta->len);
+            return quarantine(l, QUAR_TOO_LARGE, "", why, rec, len, flags, peer, now_ns);
+        }
+    }
     if (validator_coerced(l->v))
         INC(coerced);
     INC(valid);

@@ -90,6 +90,32 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
                 const char *peer, int64_t now_ns);
 
 /*
+ * Members a source adds to each of its valid records (Kafka's metadata,
+ * store/kmeta.h): `"name":value,...` (no braces, no leading comma), and
+ * the names they hold (NULL-terminated, static). Spliced after validation,
+ * before the record object's closing brace, so a schema with
+ * additionalProperties: false still validates the record as sent.
+ */
+struct land_meta {
+    const char *members;
+    size_t len;
+    const char *const *names;
+};
+
+/*
+ * land_record, then, for a valid record whose root is an object, add
+ * meta's members to what is stored (NULL meta: land_record). A record
+ * that already has a top-level member of one of meta->names is
+ * quarantined as invalid (its path names the member): both would be on
+ * the stored line. A record whose root is not an object gets no members.
+ * Quarantined records are stored as they came, without the members.
+ * Costs a copy of the record into a buffer kept by the lander (no
+ * allocation once it has grown).
+ */
+int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned flags,
+                     const char *peer, int64_t now_ns, const struct land_meta *meta);
+
+/*
  * 1 when the source should stop reading: the writers hold more than the
  * high-water mark, a disk error is pending, or records are parked. The
  * source resumes when land_pressure() returns 0 again (after land_tick).
