@@ -140,6 +140,12 @@ struct kafka_source {
     struct buf meta;          /* a message's metadata members (kmeta.h) */
     char peer[PEER_MAX];
 
+    /* Lag of the owned partitions, made on the loop, read by /metrics. */
+    pthread_mutex_t lag_mu;
+    struct kafka_lag *lag;
+    size_t nlag, caplag;
+    int64_t lag_ns;           /* mono ns of the last refresh */
+
     pthread_mutex_t log_mu;   /* librdkafka logs from its own threads */
     char last_log[256];
     int64_t last_log_ns;
@@ -789,10 +795,53 @@ static void on_ready(struct loop *l, int fd, void *data, int mask)
     pump(k);
 }
 
+/* The lag of every owned partition, from the watermarks librdkafka keeps
+ * (the high one is updated by each fetch response, also an empty one; the
+ * low one only with statistics.interval.ms: used before the first
+ * message of a partition, when it is where reading starts). */
+static void refresh_lag(struct kafka_source *k)
+{
+    int64_t now = wtime_mono_ns();
+    if (now - k->lag_ns < KAFKA_LAG_REFRESH_MS * WTIME_NS_PER_MS)
+        return;
+    k->lag_ns = now;
+    pthread_mutex_lock(&k->lag_mu);
+    if (k->caplag < k->nparts) {
+        struct kafka_lag *v = realloc(k->lag, k->nparts * sizeof *v);
+        if (v) {
+            k->lag = v;
+            k->caplag = k->nparts;
+        }
+    }
+    k->nlag = 0;
+    for (size_t i = 0; i < k->nparts && k->nlag < k->caplag; i++) {
+        const struct kpart *kp = &k->parts[i];
+        if (!kp->owned)
+            continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(k->rk, kp->topic, kp->partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            lo = hi = -1;
+        struct kafka_lag *g = &k->lag[k->nlag++];
+        g->topic = kp->topic;
+        g->partition = kp->partition;
+        g->next = kp->next >= 0 ? kp->next : -1;
+        g->high = hi >= 0 ? hi : -1;
+        g->lag = -1;
+        if (hi >= 0 && kp->next >= 0)
+            g->lag = hi > kp->next ? hi - kp->next : 0;
+        else if (hi >= 0 && lo >= 0)
+            g->lag = hi - lo;
+    }
+    pthread_mutex_unlock(&k->lag_mu);
+}
+
 static int64_t on_tick(struct loop *l, uint64_t id, void *data)
 {
     struct kafka_source *k = data;
     pump(k);
+    if (!k->closed)
+        refresh_lag(k);
     return k->closed ? LOOP_TIMER_DONE : TICK_MS;
 }
 
@@ -866,6 +915,17 @@ void kafka_source_counts(const struct source *s, struct kafka_stats *out)
 #undef LD
 }
 
+size_t kafka_source_lag(const struct source *s, struct kafka_lag *out, size_t max)
+{
+    struct kafka_source *k = (struct kafka_source *)s;
+    pthread_mutex_lock(&k->lag_mu);
+    size_t n = k->nlag;
+    if (max)
+        memcpy(out, k->lag, (n < max ? n : max) * sizeof *out);
+    pthread_mutex_unlock(&k->lag_mu);
+    return n;
+}
+
 static void k_free(struct source *s)
 {
     struct kafka_source *k = (struct kafka_source *)s;
@@ -895,6 +955,8 @@ static void k_free(struct source *s)
     buf_release(&k->scratch);
     buf_release(&k->meta);
     pthread_mutex_destroy(&k->log_mu);
+    pthread_mutex_destroy(&k->lag_mu);
+    free(k->lag);
     free(k);
 }
 
@@ -1016,6 +1078,7 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
     k->pipe_rd = k->pipe_wr = -1;
     k->max_record = p->max_record ? p->max_record : cfg->limits.max_record;
     pthread_mutex_init(&k->log_mu, NULL);
+    pthread_mutex_init(&k->lag_mu, NULL);
     json_doc_init(&k->doc, (uint32_t)cfg->limits.max_depth);
     buf_init(&k->scratch, k->max_record + 1);
     buf_init(&k->meta, kmeta_max_len(k->max_record));

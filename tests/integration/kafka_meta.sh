@@ -11,11 +11,15 @@
 #     table has no _extra; a schema-less pipeline has them typed, never in
 #     _extra; a record that carries one of the names itself is quarantined;
 #   - a schema that declares one of the names is refused by `weir check`
-#     and `weir serve`.
+#     and `weir serve`;
+#   - /metrics, /status, the status page and `weir status` show the
+#     consumer's counters equal to what was produced, and a lag of 0 on
+#     every partition once it has caught up.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_kafka.sh"
 
 D=$TMP/data
+MPORT=$(free_port)
 start_mock m:3
 ok "mock cluster up ($BOOT)" test -n "$BOOT"
 
@@ -26,7 +30,7 @@ EOF
 cat >"$TMP/w.yaml" <<EOF
 data_dir: $D
 workers: 2
-metrics: off
+metrics: 127.0.0.1:$MPORT
 pipelines:
   - name: closed
     source:
@@ -61,6 +65,39 @@ srv=$!
 cleanup_pid "$srv"
 ok "closed: the group commits every offset" caught_up m gc 90
 ok "open: the group commits every offset" caught_up m go 90
+
+# The consumer's counters: 201 messages (200 valid, 1 quarantined).
+metrics() { curl -s --max-time 5 "http://127.0.0.1:$MPORT/metrics"; }
+lag_zero() {
+    local i m
+    for i in $(seq 1 50); do
+        m=$(metrics)
+        [ "$(grep -c '^weir_kafka_consumer_lag{pipeline="closed",topic="m",partition="[0-2]"} 0$' <<<"$m")" = 3 ] &&
+            [ "$(grep -c '^weir_kafka_consumer_lag{pipeline="open",topic="m",partition="[0-2]"} 0$' <<<"$m")" = 3 ] &&
+            return 0
+        sleep 0.2
+    done
+    grep kafka_consumer_lag <<<"$m"
+    return 1
+}
+ok "metrics: the lag of every partition reaches 0" lag_zero
+M=$(metrics)
+pbytes=$(cat "$TMP"/p[012].ndjson | awk '{s += length($0)} END {print s}')
+mval() { awk -v k="$1{pipeline=\"$2\"}" '$1 == k {print $2}' <<<"$M"; }
+for t in closed open; do
+    eq "metrics: $t: messages, bytes, duplicates, commit errors, partitions" \
+        "201 $pbytes 0 0 3" "$(mval weir_kafka_messages_total $t) $(mval weir_kafka_bytes_total $t) $(mval weir_kafka_duplicates_skipped_total $t) $(mval weir_kafka_commit_errors_total $t) $(mval weir_kafka_partitions_assigned $t)"
+    ok "metrics: $t: batches and commits counted" \
+        test "$(mval weir_kafka_batches_total $t)" -ge 1 -a "$(mval weir_kafka_commits_total $t)" -ge 1
+done
+ok "metrics: HELP and TYPE lines" grep -q '^# TYPE weir_kafka_consumer_lag gauge$' <<<"$M"
+S=$(curl -s --max-time 5 "http://127.0.0.1:$MPORT/status")
+ok "/status: kafka counters and lag per partition" grep -qE \
+    '"name":"closed".*"kafka":\{"messages_total":201,.*"partitions_assigned":3,"lag_total":0,"lag":\[\{"topic":"m","partition":[0-2],"next_offset":[0-9]+,"high_watermark":[0-9]+,"lag":0\}' <<<"$S"
+ok "status page: the Kafka table" bash -c "curl -s --max-time 5 http://127.0.0.1:$MPORT/ | grep -q '<h2>Kafka</h2>.*<td>closed<td>201<td>$pbytes<td>'"
+WS=$("$WEIR" status -c "$TMP/w.yaml" 2>&1)
+ok "weir status: kafka line" grep -qE '^  kafka +201 messages in [0-9]+ batches, 0 duplicates skipped' <<<"$WS"
+ok "weir status: lag line" grep -qE '^  lag +3 partitions assigned, 0 messages behind: m/[0-2] 0 m/[0-2] 0 m/[0-2] 0$' <<<"$WS"
 kill -TERM "$srv"
 wait "$srv"
 eq "SIGTERM: exit 0" 0 $?
