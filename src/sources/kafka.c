@@ -137,7 +137,8 @@ struct kafka_source {
 
     struct json_doc doc;      /* checks payloads that hold newlines */
     struct buf scratch;
-    struct buf meta;          /* a message's metadata members (kmeta.h) */
+    const struct kpart *cur_kp;       /* the message being landed */
+    const rd_kafka_message_t *cur_m;
     char peer[PEER_MAX];
 
     /* Lag of the owned partitions, made on the loop, read by /metrics. */
@@ -453,6 +454,22 @@ static const char *record_of(struct kafka_source *k, const char *p, size_t *len)
     return k->scratch.data;
 }
 
+/* land_meta's callbacks, for the message being landed (cur_kp, cur_m). */
+static int meta_members(void *ctx, struct buf *b)
+{
+    struct kafka_source *k = ctx;
+    const rd_kafka_message_t *m = k->cur_m;
+    rd_kafka_timestamp_type_t tt;
+    return kmeta_format(b, k->cur_kp->meta, k->cur_kp->meta_len, m->offset, m->key,
+                        m->key_len, rd_kafka_message_timestamp(m, &tt));
+}
+
+static const char *meta_peer(void *ctx)
+{
+    struct kafka_source *k = ctx;
+    return peer_of(k, k->cur_kp, k->cur_m);
+}
+
 static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
 {
     if (m->err) {
@@ -469,23 +486,22 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
         INC(k, duplicates_skipped, 1);
         return;
     }
-    const char *peer = peer_of(k, kp, m);
     size_t len = m->len;
     const char *payload = m->payload ? m->payload : "";
-    rd_kafka_timestamp_type_t tt;
-    buf_reset(&k->meta);
     /* The key is stored with the record: one longer than max_record makes
      * the message too large, as a payload past it does. */
-    if (len > k->max_record || (m->key && m->key_len > k->max_record) ||
-        kmeta_format(&k->meta, kp->meta, kp->meta_len, m->offset, m->key, m->key_len,
-                     rd_kafka_message_timestamp(m, &tt)) != 0) {
+    if (len > k->max_record || (m->key && m->key_len > k->max_record)) {
         if (len > k->max_record)
             len = k->max_record;
-        land_record(k->lander, payload, len, LAND_TRUNCATED, peer, now);
+        land_record(k->lander, payload, len, LAND_TRUNCATED, peer_of(k, kp, m), now);
     } else {
+        /* Members and peer are made only when the lander asks: the peer
+         * only for a quarantined record, the members only for a valid one. */
+        k->cur_kp = kp;
+        k->cur_m = m;
         const char *rec = record_of(k, payload, &len);
-        struct land_meta lm = {k->meta.data, k->meta.len, kmeta_names};
-        land_record_meta(k->lander, rec, len, 0, peer, now, &lm);
+        struct land_meta lm = {meta_members, meta_peer, k, kmeta_names};
+        land_record_meta(k->lander, rec, len, 0, NULL, now, &lm);
     }
     kp->next = m->offset + 1;
     if (!k->batch_open) {
@@ -953,7 +969,6 @@ static void k_free(struct source *s)
     offsets_release(&k->ck);
     json_doc_release(&k->doc);
     buf_release(&k->scratch);
-    buf_release(&k->meta);
     pthread_mutex_destroy(&k->log_mu);
     pthread_mutex_destroy(&k->lag_mu);
     free(k->lag);
@@ -1081,7 +1096,6 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
     pthread_mutex_init(&k->lag_mu, NULL);
     json_doc_init(&k->doc, (uint32_t)cfg->limits.max_depth);
     buf_init(&k->scratch, k->max_record + 1);
-    buf_init(&k->meta, kmeta_max_len(k->max_record));
     offsets_init(&k->ck, thread);
 #ifdef WEIR_TESTING
     k->no_commit = getenv("WEIR_TEST_KAFKA_NO_COMMIT") != NULL;

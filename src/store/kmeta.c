@@ -39,18 +39,33 @@ size_t kmeta_prefix(char *out, size_t cap, const char *topic, int32_t partition)
     return n;
 }
 
+/* Decimal digits two at a time: an offset and a millisecond timestamp
+ * per record, where a digit-by-digit loop showed in profiles. */
 static size_t put_i64(char *out, int64_t v)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536"
+        "37383940414243444546474849505152535455565758596061626364656667686970717273"
+        "7475767778798081828384858687888990919293949596979899";
     char tmp[24];
-    size_t n = 0;
+    char *p = tmp + sizeof tmp;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[sizeof tmp - 1 - n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = pairs[d + 1];
+        *--p = pairs[d];
+    }
+    if (u >= 10) {
+        *--p = pairs[u * 2 + 1];
+        *--p = pairs[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0)
-        tmp[sizeof tmp - 1 - n++] = '-';
-    memcpy(out, tmp + sizeof tmp - n, n);
+        *--p = '-';
+    size_t n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(out, p, n);
     return n;
 }
 

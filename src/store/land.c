@@ -349,20 +349,19 @@ static const char *splice(struct lander *l, const struct json_doc *d, const char
     size_t close = root->off + root->len - 1;
     assert(d->src == out && close < *len && out[close] == '}');
     buf_reset(&l->splice);
-    if (buf_reserve(&l->splice, *len + meta->len + 1) != 0)
+    if (buf_append(&l->splice, out, close) != 0 ||
+        (root->count && buf_putc(&l->splice, ',') != 0) ||
+        meta->members(meta->ctx, &l->splice) != 0 ||
+        buf_append(&l->splice, out + close, *len - close) != 0)
         return NULL;
-    char *o = l->splice.data;
-    memcpy(o, out, close);
-    o += close;
-    if (root->count)
-        *o++ = ',';
-    memcpy(o, meta->members, meta->len);
-    o += meta->len;
-    memcpy(o, out + close, *len - close);
-    o += *len - close;
-    l->splice.len = (size_t)(o - l->splice.data);
     *len = l->splice.len;
     return l->splice.data;
+}
+
+/* The peer to quarantine with: the one given, else meta's, made now. */
+static const char *who(const char *peer, const struct land_meta *meta)
+{
+    return peer || !meta || !meta->peer ? peer : meta->peer(meta->ctx);
 }
 
 int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
@@ -380,13 +379,14 @@ int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned fla
         char msg[128];
         snprintf(msg, sizeof msg, "record longer than max_record (%zu bytes)",
                  l->max_record);
-        return quarantine(l, QUAR_TOO_LARGE, "", msg, rec, len, flags, peer, now_ns);
+        return quarantine(l, QUAR_TOO_LARGE, "", msg, rec, len, flags, who(peer, meta),
+                          now_ns);
     }
     struct verdict vd;
     int ok = validator_check(l->v, rec, len, &vd);
     if (ok < 0) {
         return quarantine(l, QUAR_INVALID, "", weir_strerror(ok), rec, len, flags,
-                          peer, now_ns);
+                          who(peer, meta), now_ns);
     }
     if (ok == 0) {
         enum quar_reason r = QUAR_INVALID;
@@ -396,14 +396,15 @@ int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned fla
             snprintf(vd.message + n, sizeof vd.message - n,
                      " (the connection closed in the middle of this record)");
         }
-        return quarantine(l, r, vd.path, vd.message, rec, len, flags, peer, now_ns);
+        return quarantine(l, r, vd.path, vd.message, rec, len, flags, who(peer, meta),
+                          now_ns);
     }
     int64_t ts;
     char why[256];
     int reason = land_event_time(l->p, validator_doc(l->v), &ts, why, sizeof why);
     if (reason)
         return quarantine(l, (enum quar_reason)reason, "", why, rec, len, flags,
-                          peer, now_ns);
+                          who(peer, meta), now_ns);
     if ((l->p->time_max_ahead_ns != CONFIG_OFF && ts > now_ns + l->p->time_max_ahead_ns) ||
         (l->p->time_max_age_ns != CONFIG_OFF && ts < now_ns - l->p->time_max_age_ns)) {
         char when[40];
@@ -411,8 +412,8 @@ int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned fla
         snprintf(why, sizeof why,
                  "event time %s is outside the accepted window "
                  "(time_max_ahead / time_max_age)", when);
-        return quarantine(l, QUAR_TIME_OUT_OF_RANGE, "", why, rec, len, flags, peer,
-                          now_ns);
+        return quarantine(l, QUAR_TIME_OUT_OF_RANGE, "", why, rec, len, flags,
+                          who(peer, meta), now_ns);
     }
     int64_t start;
     part_start(ts, l->grain, &start);
@@ -431,12 +432,14 @@ int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned fla
             snprintf(path, sizeof path, "/%s", dup);
             snprintf(why, sizeof why, "\"%s\" is a member weir adds to the records "
                      "of this pipeline; the record may not carry it", dup);
-            return quarantine(l, QUAR_INVALID, path, why, rec, len, flags, peer, now_ns);
+            return quarantine(l, QUAR_INVALID, path, why, rec, len, flags,
+                              who(peer, meta), now_ns);
         }
         if (!(out = splice(l, d, out, &outlen, meta))) {
-            snprintf(why, sizeof why, "the record with the members weir adds "
-                     "(%zu bytes) is longer than the lander can hold", meta->len);
-            return quarantine(l, QUAR_TOO_LARGE, "", why, rec, len, flags, peer, now_ns);
+            snprintf(why, sizeof why, "the record with the members weir adds is "
+                     "longer than the lander can hold");
+            return quarantine(l, QUAR_TOO_LARGE, "", why, rec, len, flags,
+                              who(peer, meta), now_ns);
         }
     }
     if (validator_coerced(l->v))

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "schema/schema.h"
 #include "store/quarantine.h"
@@ -91,15 +92,22 @@ int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
 
 /*
  * Members a source adds to each of its valid records (Kafka's metadata,
- * store/kmeta.h): `"name":value,...` (no braces, no leading comma), and
- * the names they hold (NULL-terminated, static). Spliced after validation,
- * before the record object's closing brace, so a schema with
- * additionalProperties: false still validates the record as sent.
+ * store/kmeta.h), written on demand, so that a quarantined record costs
+ * nothing here. Spliced after validation, before the record object's
+ * closing brace, so a schema with additionalProperties: false still
+ * validates the record as sent.
  */
 struct land_meta {
-    const char *members;
-    size_t len;
-    const char *const *names;
+    /* Append the members to b: `"name":value,...`, no braces, no leading
+     * comma. 0, or an error (the record is then quarantined as too_large:
+     * b's bound is the lander's). */
+    int (*members)(void *ctx, struct buf *b);
+    /* The record's peer, called only when the record is quarantined and
+     * land_record_meta's peer is NULL (building it for every record
+     * costs as much as the members); may be NULL. */
+    const char *(*peer)(void *ctx);
+    void *ctx;
+    const char *const *names;   /* the names members() writes, NULL-terminated */
 };
 
 /*
@@ -110,7 +118,7 @@ struct land_meta {
  * the stored line. A record whose root is not an object gets no members.
  * Quarantined records are stored as they came, without the members.
  * Costs a copy of the record into a buffer kept by the lander (no
- * allocation once it has grown).
+ * allocation once it has grown) and a walk over its top-level keys.
  */
 int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned flags,
                      const char *peer, int64_t now_ns, const struct land_meta *meta);

@@ -355,6 +355,16 @@ static void test_meta_format(void **state)
     buf_reset(&b);
     assert_int_equal(kmeta_format(&b, pre, pn, 7, NULL, 0, -1), 0);
     assert_int_equal(count(b.data, "_kafka_key"), 0);
+    for (int64_t v = 1; v > 0 && v < INT64_MAX / 7; v = v * 7 + 3) {
+        char want[64];
+        buf_reset(&b);
+        assert_int_equal(kmeta_format(&b, "", 0, v, NULL, 0, -1), 0);
+        snprintf(want, sizeof want, "%lld", (long long)v);
+        assert_string_equal(b.data, want);
+    }
+    buf_reset(&b);
+    assert_int_equal(kmeta_format(&b, "", 0, INT64_MIN, NULL, 0, 9), 0);
+    assert_string_equal(b.data, "-9223372036854775808,\"_kafka_timestamp\":9");
     buf_reset(&b);
     assert_int_equal(kmeta_format(&b, pre, pn, 7, "", 0, -1), 0);
     assert_int_equal(count(b.data, "\"_kafka_key\":\"\""), 1);
@@ -363,6 +373,16 @@ static void test_meta_format(void **state)
     assert_int_equal(kmeta_format(&small, pre, pn, 7, NULL, 0, -1), WEIR_ELIMIT);
     assert_int_equal(small.len, 0);
     buf_release(&small);
+}
+
+static int test_members(void *ctx, struct buf *b)
+{
+    return buf_puts(b, "\"_m_a\":1,\"_m_b\":\"x\"");
+}
+
+static const char *test_peer(void *ctx)
+{
+    return "lazy-peer";
 }
 
 static void test_meta_splice(void **state)
@@ -378,9 +398,8 @@ static void test_meta_splice(void **state)
     assert_non_null(sch);
     struct lander *l = NULL;
     assert_int_equal(land_new(&cfg, &cfg.pipelines[0], sch, 0, &l, &e), 0);
-    struct land_meta m = {"\"_m_a\":1,\"_m_b\":\"x\"", 0, names};
-    m.len = strlen(m.members);
-#define RECM(s) land_record_meta(l, (s), strlen(s), 0, "p", NOW, &m)
+    struct land_meta m = {test_members, test_peer, NULL, names};
+#define RECM(s) land_record_meta(l, (s), strlen(s), 0, NULL, NOW, &m)
     assert_int_equal(RECM("{\"ts\":1756807200,\"v\":1}"), 0);
     assert_int_equal(RECM("{ \"ts\" : 1756807201 , \"v\" : { \"a\" : [ ] } }  "), 0);
     assert_int_equal(RECM("{\"ts\":1756807202,\"v\":\"}\"}"), 0);
@@ -417,6 +436,7 @@ static void test_meta_splice(void **state)
     char *q = all_lines("quarantine", H0, NULL);
     assert_int_equal(count(q, "\"path\":\"/_m_b\""), 1);
     assert_int_equal(count(q, "\"path\":\"/_m_a\""), 1);
+    assert_int_equal(count(q, "\"peer\":\"lazy-peer\""), 4); /* every quarantined one */
     assert_int_equal(count(q, "_m_a\\\":1"), 0); /* stored as sent */
     assert_int_equal(count(q, "\"raw\":\"{\\\"ts\\\":1756807204,\\\"w\\\":1}\""), 1);
     free(raw);
