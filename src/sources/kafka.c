@@ -155,6 +155,12 @@ struct kafka_source {
 };
 
 #define INC(k, f, n) atomic_fetch_add_explicit(&(k)->st.f, (n), memory_order_relaxed)
+/* The same for the counters only handle() writes, on the loop's thread:
+ * no locked add per message (store/land.c says why). */
+#define BUMP(k, f, n)                                                              \
+    atomic_store_explicit(&(k)->st.f,                                              \
+                          atomic_load_explicit(&(k)->st.f, memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
 
 static void pump(struct kafka_source *k);
 static void poison(struct kafka_source *k, const char *why);
@@ -510,8 +516,8 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
     }
     k->batch_records++;
     k->batch_bytes += m->len;
-    INC(k, messages, 1);
-    INC(k, bytes, m->len);
+    BUMP(k, messages, 1);
+    BUMP(k, bytes, m->len);
 }
 
 /* ---- rebalances --------------------------------------------------------- */

@@ -65,8 +65,16 @@ struct lander {
     struct land_stats st;
 };
 
-#define INC(field) atomic_fetch_add_explicit(&l->st.field, 1, memory_order_relaxed)
-#define ADD(field, n) atomic_fetch_add_explicit(&l->st.field, (n), memory_order_relaxed)
+/* The lander's thread is the only writer of its counters: a relaxed load
+ * and store (plain moves) instead of a locked add, which was 1 % of the
+ * samples of a Kafka or TCP ingest profile at 4 counters a record. Other
+ * threads read them with relaxed loads (land_counts). */
+#define ADD(field, n)                                                             \
+    atomic_store_explicit(&l->st.field,                                           \
+                          atomic_load_explicit(&l->st.field, memory_order_relaxed) + \
+                              (n),                                                \
+                          memory_order_relaxed)
+#define INC(field) ADD(field, 1)
 
 static enum seg_sync sync_of(enum config_fsync f)
 {
