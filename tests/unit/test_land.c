@@ -443,6 +443,24 @@ static void test_meta_splice(void **state)
     free(q);
     land_free(l);
     schema_free(sch);
+
+    /* Lax mode rewrites the record: the members go into the rewritten one. */
+    static const char typed[] =
+        "{\"type\":\"object\",\"properties\":{\"ts\":{\"type\":\"integer\"},"
+        "\"v\":{\"type\":\"integer\"}}}";
+    struct schema_opts so = {.lax = 1};
+    sch = schema_compile(typed, strlen(typed), NULL, &so, &e);
+    assert_non_null(sch);
+    assert_int_equal(land_new(&cfg, &cfg.pipelines[0], sch, 0, &l, &e), 0);
+    assert_int_equal(RECM("{\"ts\":1756807208,\"v\":\"5\"}"), 0);
+    land_counts(l, &c);
+    assert_int_equal(c.coerced, 1);
+    assert_int_equal(land_close(l), 0);
+    raw = all_lines("raw", H0, NULL);
+    assert_int_equal(count(raw, "\"v\":5,\"_m_a\":1,\"_m_b\":\"x\"}\n"), 1);
+    free(raw);
+    land_free(l);
+    schema_free(sch);
     config_release(&cfg);
 #undef RECM
 }
