@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/wtime.h"
 #include "sinks/kafka_out.h"
+#include "sinks/parquet_out.h"
 #include "sinks/sink.h"
 #include "sql/sql.h"
 #include "store/lake.h"
@@ -775,6 +776,25 @@ static int sink_columns(const char *model, struct rescols *c, struct weir_errmsg
     return sink_check_columns(c->sc, c->n, e);
 }
 
+/* A `parquet: {path}` output (sinks/parquet_out.h): the result replaces
+ * <path>/<partition key>/<model>.parquet. The error goes to e unless an
+ * earlier output already failed (quiet); logged either way. */
+static int parquet_output(const struct config_model *m, struct sql_db *db, int64_t start,
+                          const struct config_output *o, struct weir_errmsg *e, int quiet)
+{
+    char key[PART_KEY_MAX];
+    struct weir_errmsg pe = {0};
+    if (!part_key_format(start, grain_of(m->grain), key, sizeof key))
+        return errmsg_set(e, WEIR_EINVAL, "parquet output: not a partition start");
+    int rc = parquet_out_write(db, RESULT_TABLE, o->path, key, m->name, NULL, &pe);
+    if (rc) {
+        log_error("model %s: parquet output: %s", m->name, pe.text);
+        if (!quiet)
+            errmsg_set(e, rc, "parquet output: %s", pe.text);
+    }
+    return rc;
+}
+
 static int load_outputs(const struct config_model *m, struct sql_db *db,
                         const char *csv_path, int64_t start, int64_t end,
                         struct rescols *cols, unsigned *loads, struct weir_errmsg *e)
@@ -784,6 +804,12 @@ static int load_outputs(const struct config_model *m, struct sql_db *db,
 
     for (size_t i = 0; i < m->noutputs; i++) {
         const struct config_output *o = &m->outputs[i];
+        if (o->kind == CONFIG_OUTPUT_PARQUET) {
+            int prc = parquet_output(m, db, start, o, e, first);
+            first |= prc != 0;
+            rc = rc ? rc : prc;
+            continue;
+        }
         if (o->kind != CONFIG_OUTPUT_POSTGRES && o->kind != CONFIG_OUTPUT_MYSQL)
             continue;
         if (!wrote) {

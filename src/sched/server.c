@@ -232,6 +232,21 @@ static int64_t main_hour_check(struct loop *l, uint64_t id, void *data)
 
 /* ---- snapshot and HTTP -------------------------------------------------- */
 
+/* A Kafka pipeline's consumer counters and lag (one consumer per pipeline;
+ * a lag array that cannot be made is left out, the counters are not). */
+static void kafka_part(struct pipeline_snapshot *ps, const struct source *src)
+{
+    struct kafka_lag none;
+    ps->kafka = 1;
+    kafka_source_counts(src, &ps->ks);
+    size_t n = kafka_source_lag(src, &none, 0);
+    free(ps->lag);
+    ps->lag = n ? calloc(n, sizeof *ps->lag) : NULL;
+    ps->nlag = ps->lag ? kafka_source_lag(src, ps->lag, n) : 0;
+    if (ps->nlag > n)
+        ps->nlag = n; /* a rebalance in between: the first n */
+}
+
 static int snapshot(struct server *s, struct server_snapshot *snap)
 {
     const struct weir_config *cfg = s->cfg;
@@ -264,6 +279,8 @@ static int snapshot(struct server *s, struct server_snapshot *snap)
                 ps->conns_refused += ss.conns_refused;
                 ps->bytes_read += ss.bytes_read;
                 ps->backpressure_ns += ss.paused_ns;
+                if (cfg->pipelines[i].source.kind == CONFIG_SOURCE_KAFKA)
+                    kafka_part(ps, wp->src);
             }
         }
         if (s->sinks && s->sinks[i]) {
@@ -272,6 +289,34 @@ static int snapshot(struct server *s, struct server_snapshot *snap)
         }
     }
     return 0;
+}
+
+/* The Kafka consumers' table of the status page (none: nothing). */
+static int kafka_page(const struct server_snapshot *snap, struct buf *out)
+{
+    int rc = 0, head = 0;
+    for (size_t i = 0; i < snap->npipelines && rc == 0; i++) {
+        const struct pipeline_snapshot *p = &snap->pipelines[i];
+        if (!p->kafka)
+            continue;
+        if (!head++)
+            rc = buf_puts(out, "<h2>Kafka</h2><table><tr><th>pipeline<th>messages"
+                               "<th>bytes<th>batches<th>duplicates skipped<th>commits"
+                               "<th>commit errors<th>partitions<th>lag</tr>");
+        long long lag = 0;
+        for (size_t j = 0; j < p->nlag; j++)
+            lag += p->lag[j].lag > 0 ? p->lag[j].lag : 0;
+        rc = rc ? rc : buf_appendf(out, "<tr><td>%s<td>%llu<td>%llu<td>%llu<td>%llu"
+                                        "<td>%llu<td>%llu<td>%llu<td>%lld</tr>",
+                                   p->name, (unsigned long long)p->ks.messages,
+                                   (unsigned long long)p->ks.bytes,
+                                   (unsigned long long)p->ks.batches,
+                                   (unsigned long long)p->ks.duplicates_skipped,
+                                   (unsigned long long)p->ks.commits,
+                                   (unsigned long long)p->ks.commit_errors,
+                                   (unsigned long long)p->ks.assigned, lag);
+    }
+    return rc || !head ? rc : buf_puts(out, "</table>\n");
 }
 
 static int status_page(const struct server_snapshot *snap, struct buf *out)
@@ -297,7 +342,8 @@ static int status_page(const struct server_snapshot *snap, struct buf *out)
                          (unsigned long long)p->land.pending,
                          (double)p->backpressure_ns / 1e9);
     }
-    return rc ? rc : buf_puts(out, "</table>\n");
+    rc = rc ? rc : buf_puts(out, "</table>\n");
+    return rc ? rc : kafka_page(snap, out);
 }
 
 static int http_handler(void *ctx, const char *path, struct buf *body,
@@ -330,6 +376,7 @@ static int http_handler(void *ctx, const char *path, struct buf *body,
         *ctype = "text/html; charset=utf-8";
         rc = status_page(&snap, body);
     }
+    metrics_snapshot_release(&snap);
     free(snap.pipelines);
     return rc ? 500 : 200;
 }
@@ -383,6 +430,13 @@ static int load_schemas(struct server *s, struct weir_errmsg *e)
         /* The same schema compaction and queries type the lake from. */
         if (!(s->schemas[i] = lake_load_schema(cfg, p, e)))
             return e->code ? e->code : WEIR_ESCHEMA;
+        /* The lake's columns refuse a schema that clashes with them (a
+         * Kafka pipeline's metadata names): at start, not at compaction. */
+        struct lake_table *t = NULL;
+        int rc = lake_table_new(cfg, p, s->schemas[i], &t, e);
+        lake_table_free(t);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -581,6 +635,7 @@ static void log_final(struct server *s)
                  (unsigned long long)p->conns_accepted,
                  (double)p->backpressure_ns / 1e9);
     }
+    metrics_snapshot_release(&snap);
     free(snap.pipelines);
 }
 

@@ -34,6 +34,7 @@
 #include "schema/schema.h"
 #include "schema/shape.h"
 #include "sql/sql.h"
+#include "store/kmeta.h"
 #include "store/segment.h"
 
 /* Largest SQL text the builders make (a view over 100,000 files is about
@@ -299,10 +300,12 @@ void lake_table_free(struct lake_table *t)
     free(t);
 }
 
-int lake_table_from_schema(const char *name, const char *dir,
-                           enum part_grain grain, const struct schema *s,
-                           const char *time_field, enum lake_time_unit unit,
-                           struct lake_table **out, struct weir_errmsg *e)
+/* The table; kafka: the pipeline reads Kafka, its records carry the
+ * metadata members (store/kmeta.h), which become columns of their own. */
+static int table_new(const char *name, const char *dir, enum part_grain grain,
+                     const struct schema *s, const char *time_field,
+                     enum lake_time_unit unit, int kafka, struct lake_table **out,
+                     struct weir_errmsg *e)
 {
     struct lake_table *t = calloc(1, sizeof *t);
     int rc = WEIR_ENOMEM;
@@ -318,6 +321,18 @@ int lake_table_from_schema(const char *name, const char *dir,
         goto fail;
     if ((rc = shape_of_schema(s, &t->shape, e)))
         goto fail;
+    if (kafka) {
+        const char *dup = kmeta_declared(t->shape);
+        if (dup) {
+            lake_table_free(t);
+            return errmsg_set(e, WEIR_ESCHEMA, "pipeline %s: the schema declares "
+                              "\"%s\", a member weir adds to every record of a Kafka "
+                              "pipeline (docs/kafka.md, \"Metadata columns\"): rename "
+                              "the property", name, dup);
+        }
+        if ((rc = kmeta_add_columns(t->shape)))
+            goto fail;
+    }
     if ((rc = build_columns(t)) || (rc = time_expr(t, time_field, unit)))
         goto fail;
     *out = t;
@@ -326,6 +341,14 @@ fail:
     lake_table_free(t);
     return errmsg_set(e, rc ? rc : WEIR_ENOMEM, "pipeline %s: cannot map the schema "
                       "to columns: %s", name, weir_strerror(rc ? rc : WEIR_ENOMEM));
+}
+
+int lake_table_from_schema(const char *name, const char *dir,
+                           enum part_grain grain, const struct schema *s,
+                           const char *time_field, enum lake_time_unit unit,
+                           struct lake_table **out, struct weir_errmsg *e)
+{
+    return table_new(name, dir, grain, s, time_field, unit, 0, out, e);
 }
 
 struct schema *lake_load_schema(const struct weir_config *cfg,
@@ -390,10 +413,10 @@ int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *
     struct schema *loaded = given ? NULL : lake_load_schema(cfg, p, e);
     if (!given && !loaded)
         return WEIR_ESCHEMA;
-    int rc = lake_table_from_schema(p->name, dir,
-                                    p->partition == CONFIG_PARTITION_DAY ? PART_DAY : PART_HOUR,
-                                    given ? given : loaded, p->time_field,
-                                    units[p->time_unit], out, e);
+    int rc = table_new(p->name, dir,
+                       p->partition == CONFIG_PARTITION_DAY ? PART_DAY : PART_HOUR,
+                       given ? given : loaded, p->time_field, units[p->time_unit],
+                       p->source.kind == CONFIG_SOURCE_KAFKA, out, e);
     schema_free(loaded);
     if (rc == 0) {
         uint64_t mr = p->max_record ? p->max_record : cfg->limits.max_record;

@@ -16,6 +16,10 @@
  *     _extra, empty, or equal to another one but for case), as one JSON
  *     object; NULL when there are none. Absent when the schema's root has
  *     additionalProperties: false and every property is a column;
+ *   - for a Kafka pipeline, the metadata columns weir adds to its records
+ *     (_kafka_topic, _kafka_partition, ...: store/kmeta.h), after the
+ *     schema's; NULL when a record has no such member, never in _extra.
+ *     lake_table_new refuses (WEIR_ESCHEMA) a schema that declares one;
  *   - `date DATE` and, for hourly pipelines, `hour INTEGER`: the partition,
  *     from the Hive-style path (date=2025-09-02/hour=10), never stored in
  *     the Parquet files themselves.
@@ -96,7 +100,10 @@ struct lake_table {
  * from its schema file (or the schema-less default) loaded and compiled
  * with the pipeline's options; a server passes the schema it validates
  * with, so the lake never types records by a file edited since. The error
- * names the pipeline and the schema file.
+ * names the pipeline and the schema file. A Kafka pipeline's table has the
+ * metadata columns (store/kmeta.h); a schema that declares one of their
+ * names is refused here, which is how `weir check` and `weir serve`
+ * refuse it at start.
  */
 int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *p,
                    const struct schema *s, struct lake_table **out,
