@@ -13,11 +13,12 @@ the section replaces "## ingest" in that file (other sections are kept; it
 is appended when missing). A peer with a problem in any run is FAIL.
 """
 import argparse
-import datetime
 import json
 import os
-import re
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import results  # noqa: E402  (bench/tools/results.py)
 
 HEADING = "## ingest"
 ORDER = ["weir", "weir-never", "weir-always", "syslog-ng", "python-seed", "python-seed-uvloop",
@@ -269,39 +270,9 @@ def render(rows, skipped, args):
     for n in notes:
         out.append("* " + n)
     out.append("")
-    out.append("Run on %s:" % datetime.datetime.now(datetime.timezone.utc)
-               .strftime("%Y-%m-%d %H:%M UTC"))
-    out.append("")
-    out.append("```")
-    out.append(args.command)
-    out.extend(args.versions.strip().splitlines())
-    out.append("```")
-    out.append("")
+    out.extend(results.run_footer(args.command, args.versions))
     return "\n".join(out)
 
-
-def replace_section(path, section):
-    text = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read()
-    if not text.strip():
-        text = ("# Benchmark results\n\nWritten by the scripts in bench/ "
-                "(bench/README.md says what each one measures). Each script "
-                "replaces its own section.\n\n")
-    m = re.search(r"^## ingest[ \t]*\n", text, re.M)
-    if m:
-        nxt = re.search(r"^## ", text[m.end():], re.M)
-        end = m.end() + nxt.start() if nxt else len(text)
-        text = text[:m.start()] + section + ("\n" if nxt else "") + text[end:]
-    else:
-        if not text.endswith("\n\n"):
-            text = text.rstrip("\n") + "\n\n"
-        text += section
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def main():
@@ -317,7 +288,7 @@ def main():
     section = render(summarize(runs), skipped, args)
     sys.stdout.write(section)
     if args.results:
-        replace_section(args.results, section)
+        results.replace_section(args.results, HEADING, section)
         sys.stderr.write("ingest: table written to %s\n" % args.results)
     return 0
 

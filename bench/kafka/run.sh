@@ -280,7 +280,6 @@ echo "$target"
 [ "$WRITE" = 1 ] || exit 0
 commas() { awk -v x="$1" 'BEGIN {s = sprintf("%.0f", x); r = ""; while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } print s r}'; }
 RES=$ROOT/bench/RESULTS.md
-[ -f "$RES" ] || printf '# Benchmark results\n\nWritten by the scripts in bench/ (bench/README.md says what each one measures). Each script replaces its own section.\n' >"$RES"
 section="## kafka
 
 A topic of librdkafka's mock cluster (tests/tools/kafka_mock, $PARTS partitions, on 127.0.0.1) holds $(commas "$RECORDS") seed-model telemetry records ($(awk -v b="$bytes" -v n="$RECORDS" 'BEGIN {printf "%.0f", b / n}') bytes a line, 5 % schema-invalid), produced before anything is timed. Each peer reads the same records:
@@ -307,15 +306,6 @@ weir: $("$WEIR" version 2>&1 | head -1) ($(git rev-parse --short HEAD))
 librdkafka: $(dpkg-query -W -f='${Version}' librdkafka1 2>/dev/null); kcat: $(dpkg-query -W -f='${Version}' kcat 2>/dev/null)
 \`\`\`
 "
-python3 - "$RES" "$section" <<'EOF'
-import re, sys
-path, section = sys.argv[1], sys.argv[2].rstrip("\n") + "\n"
-text = open(path).read()
-m = re.search(r"^## kafka\n.*?(?=^## |\Z)", text, re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ("\n" if m.end() < len(text) else "") + text[m.end():]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-EOF
+printf '%s' "$section" >"$W/section.md"
+python3 "$ROOT/bench/tools/results.py" "$RES" "## kafka" "$W/section.md"
 echo "bench/kafka: section \"## kafka\" of bench/RESULTS.md replaced"

@@ -221,15 +221,7 @@ cat "$section"
 
 if [ "$write" = 1 ]; then
     res=bench/RESULTS.md
-    [ -f "$res" ] || printf '# Benchmark results\n\n' >"$res"
-    # Replace the "## load" section (up to the next "## "), or append it.
-    awk -v sec="$section" '
-        function emit() { while ((getline line < sec) > 0) print line; close(sec); done = 1 }
-        /^## / { if (skip) { skip = 0; print "" } }
-        /^## load[[:space:]]*$/ { emit(); skip = 1; next }
-        !skip { print }
-        END { if (!done) { print ""; emit() } }
-    ' "$res" >"$res.tmp" && mv "$res.tmp" "$res"
+    python3 bench/tools/results.py "$res" "## load" "$section"
     echo "load: section written to $res"
 fi
 rm -f "$section"

@@ -14,10 +14,11 @@ status is not the contract's (1 when some record is invalid, 0 when none),
 is marked FAIL.
 """
 import argparse
-import datetime
 import os
-import re
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import results  # noqa: E402  (bench/tools/results.py)
 
 FIELDS = ("peer rep records bytes wall user sys maxrss_kb exit valid invalid "
           "want_valid want_invalid note").split()
@@ -151,40 +152,9 @@ def render(rows, args):
                "(bench/validate/pydantic2_seed.py), where a pydantic 2 is "
                "installed.")
     out.append("")
-    out.append("Run on %s:" % datetime.datetime.now(datetime.timezone.utc)
-               .strftime("%Y-%m-%d %H:%M UTC"))
-    out.append("")
-    out.append("```")
-    out.append(args.command)
-    out.append("# files: %s, %s" % (args.big, args.small))
-    out.extend(args.versions.strip().splitlines())
-    out.append("```")
-    out.append("")
+    out.extend(results.run_footer(
+        args.command, "# files: %s, %s\n%s" % (args.big, args.small, args.versions)))
     return "\n".join(out)
-
-
-def replace_section(path, section):
-    text = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read()
-    if not text.strip():
-        text = ("# Benchmark results\n\nWritten by the scripts in bench/ "
-                "(bench/README.md says what each one measures). Each script "
-                "replaces its own section.\n\n")
-    m = re.search(r"^## validate[ \t]*\n", text, re.M)
-    if m:
-        nxt = re.search(r"^## ", text[m.end():], re.M)
-        end = m.end() + nxt.start() if nxt else len(text)
-        text = text[:m.start()] + section + ("\n" if nxt else "") + text[end:]
-    else:
-        if not text.endswith("\n\n"):
-            text = text.rstrip("\n") + "\n\n"
-        text += section
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def main():
@@ -199,7 +169,7 @@ def main():
     section = render(summarize(load(args.runs)), args)
     sys.stdout.write(section)
     if args.results:
-        replace_section(args.results, section)
+        results.replace_section(args.results, HEADING, section)
         sys.stderr.write("validate: table written to %s\n" % args.results)
     return 0
 

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "sinks/kafka_out.h"
+#include "sources/kafka.h"
 #include "store/land.h"
 
 struct pipeline_snapshot {
@@ -23,6 +25,12 @@ struct pipeline_snapshot {
     uint64_t conns_refused;      /* over max_connections or not allowed */
     uint64_t bytes_read;
     uint64_t backpressure_ns;    /* time spent not reading, summed over workers */
+    int has_sink;                /* a Kafka sink runs: sink is set */
+    struct kafka_sink_counts sink;
+    int kafka;                   /* a Kafka pipeline: the fields below are set */
+    struct kafka_stats ks;       /* its consumer's counters */
+    struct kafka_lag *lag;       /* per owned partition (owned by the snapshot) */
+    size_t nlag;
 };
 
 struct server_snapshot {
@@ -34,6 +42,10 @@ struct server_snapshot {
     size_t npipelines;
     struct pipeline_snapshot *pipelines;
 };
+
+/* Free what a snapshot's pipelines own (the lag arrays), not the array
+ * of pipelines itself. */
+void metrics_snapshot_release(struct server_snapshot *s);
 
 /* Append the Prometheus text for s to out. */
 int metrics_prometheus(const struct server_snapshot *s, struct buf *out);

@@ -3,7 +3,8 @@
 # transform (filter + derive) into a derived dataset, and `weir replay`.
 #
 #   1. records flow: `weir query` on the derived dataset kd gives exactly
-#      the rows the same SQL gives over the pipeline k;
+#      the rows the same SQL gives over the pipeline k (the _kafka_*
+#      metadata columns and _extra included);
 #   2. kill -9 while records flow, several times, then a clean catch-up:
 #      kd has every row exactly once (and still equals the SQL over k);
 #   3. weir compact, then weir replay k over the hours: the same kd, twice
@@ -37,14 +38,14 @@ cat >"$TMP/s.json" <<'EOF'
   "m": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {"type": "string"}}}}},
  "required": ["id", "ts"]}
 EOF
-# filter + derive; _extra (note) goes along
-XF1="SELECT id, ts, sensor, v * 2 AS v2, upper(sensor) AS s_up, m.b AS tags, _extra FROM batch WHERE id % 4 <> 0"
-XF2="SELECT id, ts, sensor, v * 3 AS v2, lower(sensor) AS s_up, m.b AS tags, _extra FROM batch WHERE id % 5 <> 0"
+# filter + derive; _extra (note) and the Kafka metadata columns go along
+XF1="SELECT id, ts, sensor, v * 2 AS v2, upper(sensor) AS s_up, m.b AS tags, _kafka_partition AS kpart, _kafka_offset AS koff, _extra FROM batch WHERE id % 4 <> 0"
+XF2="SELECT id, ts, sensor, v * 3 AS v2, lower(sensor) AS s_up, m.b AS tags, _kafka_partition AS kpart, _kafka_offset AS koff, _extra FROM batch WHERE id % 5 <> 0"
 over_k() { # the SQL of the transform, over k ($1: batch's SQL)
     local sql=${1//FROM batch/FROM k}
-    echo "SELECT id, ts, sensor, v2, s_up, tags, _extra FROM ($sql) ORDER BY id"
+    echo "SELECT id, ts, sensor, v2, s_up, tags, kpart, koff, _extra FROM ($sql) ORDER BY id"
 }
-KD="SELECT id, ts, sensor, v2, s_up, tags, _extra FROM kd ORDER BY id"
+KD="SELECT id, ts, sensor, v2, s_up, tags, kpart, koff, _extra FROM kd ORDER BY id"
 echo "$XF1;" >"$TMP/xf.sql"
 
 config() { # FSYNC
@@ -83,7 +84,7 @@ eq "kd rows: $(($(wc -l <<<"$want") - 1)) = the SQL over k" "$(md5sum <<<"$want"
 ok "  ... and they are rows" test "$(wc -l <<<"$got")" -gt 1000
 eq "kd's partitions are its rows' event hours" 0 \
     "$(q "SELECT count(*) FROM kd WHERE date <> CAST(to_timestamp(ts) AS DATE) OR hour <> hour(to_timestamp(ts))" | tail -1)"
-eq "kd columns and types" "id:BIGINT ts:BIGINT sensor:VARCHAR v2:DOUBLE s_up:VARCHAR tags:VARCHAR[] _extra:JSON date:DATE hour:INTEGER" \
+eq "kd columns and types" "id:BIGINT ts:BIGINT sensor:VARCHAR v2:DOUBLE s_up:VARCHAR tags:VARCHAR[] kpart:BIGINT koff:BIGINT _extra:JSON date:DATE hour:INTEGER" \
     "$(q "DESCRIBE kd" | tail -n +2 | cut -d, -f1,2 | tr ',' ':' | tr '\n' ' ' | sed 's/ $//')"
 eq "kd _extra keeps what k's _extra had" "{\"\"note\"\":\"\"n1\"\"}" \
     "$(q "SELECT _extra FROM kd WHERE id = 1" | tail -1 | sed 's/^"//; s/"$//')"

@@ -19,47 +19,7 @@
 
 : "${WEIR_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 
-# --- shared by lib_pg.sh and lib_mariadb.sh (the same text in both) ---------
-if ! declare -F wh_at_exit >/dev/null; then
-    _wh_hooks=()
-    _wh_prev_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\\1/")
-    _wh_on_exit() {
-        local h
-        for h in "${_wh_hooks[@]}"; do "$h" >/dev/null 2>&1; done
-        [ -n "$_wh_prev_trap" ] && eval "$_wh_prev_trap"
-    }
-    trap _wh_on_exit EXIT
-    wh_at_exit() { _wh_hooks+=("$1"); }
-
-    # wh_free_port: a TCP port on 127.0.0.1 that nothing listens on now,
-    # below the kernel's ephemeral range (a port some connection uses as
-    # its local end cannot be bound either). A race with another process
-    # is still possible: the start functions retry with another port.
-    wh_free_port() {
-        local p i lo
-        lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-        [ "${lo:-0}" -gt 12000 ] 2>/dev/null || lo=32768
-        for i in $(seq 1 200); do
-            p=$((10000 + RANDOM % (lo - 10000)))
-            (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-        done
-        return 1
-    }
-
-    wh_wait() {
-        local secs=$1 i; shift
-        for i in $(seq 1 $((secs * 10))); do
-            "$@" >/dev/null 2>&1 && return 0
-            sleep 0.1
-        done
-        return 1
-    }
-
-    wh_install() {
-        echo "installing the warehouse packages (scripts/install-deps.sh warehouse)" >&2
-        "$WEIR_ROOT/scripts/install-deps.sh" warehouse >&2
-    }
-fi
+. "$WEIR_ROOT/tests/integration/lib_wh.sh"
 
 MY_PASSWORD=${MY_PASSWORD:-weir-my-$RANDOM$RANDOM}
 MY_OPTS=${MY_OPTS:-}

@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +20,14 @@
 #include "core/error.h"
 #include "core/fsio.h"
 
-static char root[64];
+#include "tmpdir.h"
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
+static char *root;
 
 static int setup(void **state)
 {
-    snprintf(root, sizeof(root), "/tmp/weir-test-fsio-XXXXXX");
-    if (!mkdtemp(root))
+    root = tmpdir_make(NULL, "fsio");
+    if (!root)
         return -1;
     fsio_fault_reset();
     return 0;
@@ -41,16 +37,7 @@ static int teardown(void **state)
 {
     fsio_fault_off();
     fsio_sys_set(NULL);
-    return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static char *path_of(const char *rel)
-{
-    static char p[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof(p[k]), "%s/%s", root, rel);
-    return p[k];
+    return tmpdir_remove(root);
 }
 
 static size_t slurp(const char *path, char *out, size_t cap)
@@ -79,7 +66,7 @@ static int count_entries(const char *dir)
 
 static void test_write_all_short_and_eintr(void **state)
 {
-    int fd = fsio_open(path_of("f"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = fsio_open(tmpdir_at("%s", "f"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     assert_true(fd >= 0);
     /* every write is cut to 3 bytes */
     fsio_fault_set(FSIO_OP_WRITE, 0, 0, 3);
@@ -95,13 +82,13 @@ static void test_write_all_short_and_eintr(void **state)
     assert_int_equal(fsio_fault_hits(FSIO_OP_WRITE), 4 + 2);
     fsio_close(fd);
     char b[64];
-    slurp(path_of("f"), b, sizeof(b));
+    slurp(tmpdir_at("%s", "f"), b, sizeof(b));
     assert_string_equal(b, "hello world!");
 }
 
 static void test_write_all_disk_full(void **state)
 {
-    int fd = fsio_open(path_of("f"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = fsio_open(tmpdir_at("%s", "f"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     /* a disk filling up: 4 bytes fit, then ENOSPC */
     fsio_fault_set(FSIO_OP_WRITE, 0, ENOSPC, 4);
     size_t done = 99;
@@ -114,13 +101,13 @@ static void test_write_all_disk_full(void **state)
     assert_int_equal(done, 0);
     fsio_close(fd);
     char b[64];
-    assert_int_equal(slurp(path_of("f"), b, sizeof(b)), 4);
+    assert_int_equal(slurp(tmpdir_at("%s", "f"), b, sizeof(b)), 4);
     assert_string_equal(b, "ab23");
 }
 
 static void test_fsync_faults(void **state)
 {
-    int fd = fsio_open(path_of("f"), O_WRONLY | O_CREAT, 0644);
+    int fd = fsio_open(tmpdir_at("%s", "f"), O_WRONLY | O_CREAT, 0644);
     struct fsio_fault once = {.after = 0, .times = 1, .err = EINTR};
     fsio_fault_arm(FSIO_OP_FSYNC, &once);
     assert_int_equal(fsio_fsync(fd), 0); /* EINTR retried */
@@ -136,31 +123,31 @@ static void test_fsync_faults(void **state)
 static void test_mkdir_p(void **state)
 {
     unsigned long f0 = fsio_fault_calls(FSIO_OP_FSYNC);
-    assert_int_equal(fsio_mkdir_p(path_of("a/b/c/"), 0755), 0);
+    assert_int_equal(fsio_mkdir_p(tmpdir_at("%s", "a/b/c/"), 0755), 0);
     struct stat st;
-    assert_int_equal(stat(path_of("a/b/c"), &st), 0);
+    assert_int_equal(stat(tmpdir_at("%s", "a/b/c"), &st), 0);
     assert_true(S_ISDIR(st.st_mode));
     /* one parent fsync per level created */
     assert_int_equal(fsio_fault_calls(FSIO_OP_FSYNC) - f0, 3);
     f0 = fsio_fault_calls(FSIO_OP_FSYNC);
-    assert_int_equal(fsio_mkdir_p(path_of("a/b/c"), 0755), 0);
+    assert_int_equal(fsio_mkdir_p(tmpdir_at("%s", "a/b/c"), 0755), 0);
     assert_int_equal(fsio_fault_calls(FSIO_OP_FSYNC) - f0, 0);
     /* a file in the way */
-    close(open(path_of("a/file"), O_CREAT | O_WRONLY, 0644));
-    assert_int_equal(fsio_mkdir_p(path_of("a/file/x"), 0755), WEIR_EIO);
-    assert_int_equal(fsio_mkdir_p(path_of("a/file"), 0755), WEIR_EEXIST);
+    close(open(tmpdir_at("%s", "a/file"), O_CREAT | O_WRONLY, 0644));
+    assert_int_equal(fsio_mkdir_p(tmpdir_at("%s", "a/file/x"), 0755), WEIR_EIO);
+    assert_int_equal(fsio_mkdir_p(tmpdir_at("%s", "a/file"), 0755), WEIR_EEXIST);
     /* a failing mkdir surfaces */
     fsio_fault_set(FSIO_OP_MKDIR, 0, ENOSPC, 0);
-    assert_int_equal(fsio_mkdir_p(path_of("x/y"), 0755), WEIR_ENOSPC);
+    assert_int_equal(fsio_mkdir_p(tmpdir_at("%s", "x/y"), 0755), WEIR_ENOSPC);
     fsio_fault_clear(FSIO_OP_MKDIR);
 }
 
 static void test_write_file_atomic(void **state)
 {
     char b[64];
-    assert_int_equal(fsio_write_file_atomic(path_of("c"), "one", 3, 0644), 0);
-    assert_int_equal(fsio_write_file_atomic(path_of("c"), "two!", 4, 0644), 0);
-    slurp(path_of("c"), b, sizeof(b));
+    assert_int_equal(fsio_write_file_atomic(tmpdir_at("%s", "c"), "one", 3, 0644), 0);
+    assert_int_equal(fsio_write_file_atomic(tmpdir_at("%s", "c"), "two!", 4, 0644), 0);
+    slurp(tmpdir_at("%s", "c"), b, sizeof(b));
     assert_string_equal(b, "two!");
     /* a failure at each step leaves the old content and no temp file */
     enum fsio_op ops[] = {FSIO_OP_OPEN, FSIO_OP_WRITE, FSIO_OP_FSYNC,
@@ -168,20 +155,20 @@ static void test_write_file_atomic(void **state)
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         fsio_fault_set(ops[i], 0, EIO, 0);
         assert_int_not_equal(
-            fsio_write_file_atomic(path_of("c"), "three", 5, 0644), 0);
+            fsio_write_file_atomic(tmpdir_at("%s", "c"), "three", 5, 0644), 0);
         fsio_fault_clear(ops[i]);
-        slurp(path_of("c"), b, sizeof(b));
+        slurp(tmpdir_at("%s", "c"), b, sizeof(b));
         assert_string_equal(b, "two!");
         assert_int_equal(count_entries(root), 1);
     }
     struct buf r = BUF_INIT(3);
-    assert_int_equal(fsio_read_file(path_of("c"), &r), WEIR_ELIMIT);
+    assert_int_equal(fsio_read_file(tmpdir_at("%s", "c"), &r), WEIR_ELIMIT);
     buf_release(&r);
     r.max = 16;
-    assert_int_equal(fsio_read_file(path_of("c"), &r), 0);
+    assert_int_equal(fsio_read_file(tmpdir_at("%s", "c"), &r), 0);
     assert_string_equal(r.data, "two!");
     buf_release(&r);
-    assert_int_equal(fsio_read_file(path_of("none"), &r), WEIR_ENOTFOUND);
+    assert_int_equal(fsio_read_file(tmpdir_at("%s", "none"), &r), WEIR_ENOTFOUND);
 }
 
 static int fake_renameat2(int a, const char *f, int b, const char *t,
@@ -194,13 +181,13 @@ static int fake_renameat2(int a, const char *f, int b, const char *t,
 static void publish_twice(void)
 {
     char b[64];
-    assert_int_equal(fsio_publish_excl(path_of("v1"), "first", 5, 0644), 0);
-    assert_int_equal(fsio_publish_excl(path_of("v1"), "second", 6, 0644),
+    assert_int_equal(fsio_publish_excl(tmpdir_at("%s", "v1"), "first", 5, 0644), 0);
+    assert_int_equal(fsio_publish_excl(tmpdir_at("%s", "v1"), "second", 6, 0644),
                      WEIR_EEXIST);
-    slurp(path_of("v1"), b, sizeof(b));
+    slurp(tmpdir_at("%s", "v1"), b, sizeof(b));
     assert_string_equal(b, "first");
     assert_int_equal(count_entries(root), 1); /* no temp left */
-    unlink(path_of("v1"));
+    unlink(tmpdir_at("%s", "v1"));
 }
 
 static void test_publish_excl(void **state)
@@ -215,17 +202,17 @@ static void test_publish_excl(void **state)
     publish_twice();
     assert_int_equal(fsio_fault_calls(FSIO_OP_LINK) - links, 2);
     /* a link that happened but whose unlink failed finishes on retry */
-    close(open(path_of("t"), O_CREAT | O_WRONLY, 0644));
+    close(open(tmpdir_at("%s", "t"), O_CREAT | O_WRONLY, 0644));
     fsio_fault_set(FSIO_OP_UNLINK, 0, EIO, 0);
-    assert_int_equal(fsio_rename_excl(path_of("t"), path_of("u")), WEIR_EIO);
+    assert_int_equal(fsio_rename_excl(tmpdir_at("%s", "t"), tmpdir_at("%s", "u")), WEIR_EIO);
     fsio_fault_clear(FSIO_OP_UNLINK);
-    assert_int_equal(fsio_rename_excl(path_of("t"), path_of("u")), 0);
-    assert_int_equal(access(path_of("t"), F_OK), -1);
-    assert_int_equal(access(path_of("u"), F_OK), 0);
+    assert_int_equal(fsio_rename_excl(tmpdir_at("%s", "t"), tmpdir_at("%s", "u")), 0);
+    assert_int_equal(access(tmpdir_at("%s", "t"), F_OK), -1);
+    assert_int_equal(access(tmpdir_at("%s", "u"), F_OK), 0);
     fsio_sys_set(NULL);
     /* renameat2 proper refuses to replace too */
-    close(open(path_of("w"), O_CREAT | O_WRONLY, 0644));
-    assert_int_equal(fsio_rename_excl(path_of("w"), path_of("u")), WEIR_EEXIST);
+    close(open(tmpdir_at("%s", "w"), O_CREAT | O_WRONLY, 0644));
+    assert_int_equal(fsio_rename_excl(tmpdir_at("%s", "w"), tmpdir_at("%s", "u")), WEIR_EEXIST);
 }
 
 static void test_fault_counting(void **state)
@@ -272,11 +259,11 @@ static void test_names_and_lock(void **state)
     assert_false(fsio_is_tmp_name("n1-0.tmp.12.x"));
 
     int a, b;
-    assert_int_equal(fsio_lock_file(path_of("lock"), &a), 0);
-    assert_int_equal(fsio_lock_file(path_of("lock"), &b), WEIR_ECONFLICT);
+    assert_int_equal(fsio_lock_file(tmpdir_at("%s", "lock"), &a), 0);
+    assert_int_equal(fsio_lock_file(tmpdir_at("%s", "lock"), &b), WEIR_ECONFLICT);
     assert_int_equal(b, -1);
     close(a);
-    assert_int_equal(fsio_lock_file(path_of("lock"), &b), 0);
+    assert_int_equal(fsio_lock_file(tmpdir_at("%s", "lock"), &b), 0);
     close(b);
 }
 

@@ -12,7 +12,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,26 +26,23 @@
 #include "store/partition.h"
 #include "store/segment.h"
 
+#include "tmpdir.h"
+
 /* 2025-09-02T10:00:00Z */
 #define H0 (INT64_C(1756807200) * WTIME_NS_PER_S)
 #define HOUR WTIME_NS_PER_HOUR
 
-static char root[64];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
+static char *root;
 
 static int setup(void **state)
 {
-    snprintf(root, sizeof root, "/tmp/weir-test-off-XXXXXX");
-    return mkdtemp(root) ? 0 : -1;
+    root = tmpdir_make(NULL, "off");
+    return root ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(root);
 }
 
 static struct seg_writer *writer(const char *kind, const char *node, unsigned thread,

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,8 @@
 #include "core/wtime.h"
 #include "store/quarantine.h"
 #include "store/segment.h"
+
+#include "tmpdir.h"
 
 #define H0 (INT64_C(1756807200) * WTIME_NS_PER_S) /* 2025-09-02T10:00Z */
 
@@ -348,22 +349,17 @@ static void test_truncated_and_text_limits(void **state)
     jfree(&o);
 }
 
-static char root[64];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
+static char *root;
 
 static int setup(void **state)
 {
-    snprintf(root, sizeof(root), "/tmp/weir-test-quar-XXXXXX");
-    return mkdtemp(root) ? 0 : -1;
+    root = tmpdir_make(NULL, "quar");
+    return root ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(root);
 }
 
 static void test_writer_layout(void **state)

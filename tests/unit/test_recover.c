@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,19 +29,16 @@
 #include "store/recover.h"
 #include "store/segment.h"
 
+#include "tmpdir.h"
+
 #define H0 (INT64_C(1756807200) * WTIME_NS_PER_S) /* 2025-09-02T10:00Z */
 
-static char root[64];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
+static char *root;
 
 static int setup(void **state)
 {
-    snprintf(root, sizeof(root), "/tmp/weir-test-rec-XXXXXX");
-    if (!mkdtemp(root))
+    root = tmpdir_make(NULL, "rec");
+    if (!root)
         return -1;
     fsio_fault_reset();
     return 0;
@@ -51,42 +47,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fsio_fault_off();
-    return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-__attribute__((format(printf, 1, 2)))
-static char *at(const char *fmt, ...)
-{
-    static char p[4][PATH_MAX];
-    static int k;
-    k = (k + 1) % 4;
-    int n = snprintf(p[k], sizeof(p[k]), "%s/", root);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p[k] + n, sizeof(p[k]) - (size_t)n, fmt, ap);
-    va_end(ap);
-    return p[k];
+    return tmpdir_remove(root);
 }
 
 static void put_file(const char *path, const void *data, size_t n)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", path);
-    *strrchr(dir, '/') = '\0';
-    assert_int_equal(fsio_mkdir_p(dir, 0755), 0);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
-
-static char *get_file(const char *path, size_t *n)
-{
-    struct buf b = BUF_INIT(64u << 20);
-    if (fsio_read_file(path, &b) != 0)
-        return NULL;
-    buf_puts(&b, "");
-    return buf_detach(&b, n);
+    assert_int_equal(tmpdir_put(path, data, n), 0);
 }
 
 /* A collecting on_torn. */
@@ -128,16 +94,16 @@ static void test_torn_tail_to_quarantine(void **state)
     assert_int_equal(seg_append(w, H0, "r3", 2), 0);
     assert_int_equal(seg_flush(w), 0);
     seg_writer_free(w);
-    const char *active = at(RAW10 "n1-0-0000000001.ndjson.open");
+    const char *active = tmpdir_at(RAW10 "n1-0-0000000001.ndjson.open");
     FILE *f = fopen(active, "ab");
     fputs("{\"partial", f); /* the torn last line */
     fclose(f);
     /* another node's active segment, and temp files of both nodes */
-    put_file(at(RAW10 "n2-0-0000000001.ndjson.open"), "x\ny", 3);
-    put_file(at("p/raw/_seq/n1-0.tmp.123.4"), "7", 1);
-    put_file(at("p/raw/_seq/n2-0.tmp.1.1"), "7", 1);
+    put_file(tmpdir_at(RAW10 "n2-0-0000000001.ndjson.open"), "x\ny", 3);
+    put_file(tmpdir_at("p/raw/_seq/n1-0.tmp.123.4"), "7", 1);
+    put_file(tmpdir_at("p/raw/_seq/n2-0.tmp.1.1"), "7", 1);
     /* a quarantine segment of ours, torn too */
-    put_file(at("p/quarantine/date=2025-09-02/hour=09/n1-0-0000000005.ndjson.open"),
+    put_file(tmpdir_at("p/quarantine/date=2025-09-02/hour=09/n1-0-0000000005.ndjson.open"),
              "{\"a\":1}\n{\"b\"", 12);
 
     struct quar_writer *q;
@@ -161,17 +127,17 @@ static void test_torn_tail_to_quarantine(void **state)
 
     /* the records before the tear, sealed; the other node untouched */
     size_t n;
-    char *t = get_file(at(RAW10 "n1-0-0000000001.ndjson"), &n);
+    char *t = tmpdir_get(tmpdir_at(RAW10 "n1-0-0000000001.ndjson"), &n);
     assert_string_equal(t, "r1\nr2\nr3\n");
     free(t);
     assert_int_equal(access(active, F_OK), -1);
-    t = get_file(at(RAW10 "n2-0-0000000001.ndjson.open"), &n);
+    t = tmpdir_get(tmpdir_at(RAW10 "n2-0-0000000001.ndjson.open"), &n);
     assert_string_equal(t, "x\ny");
     free(t);
-    assert_int_equal(access(at("p/raw/_seq/n1-0.tmp.123.4"), F_OK), -1);
-    assert_int_equal(access(at("p/raw/_seq/n2-0.tmp.1.1"), F_OK), 0);
-    assert_int_equal(access(at("p/raw/_seq/n1-0"), F_OK), 0);
-    t = get_file(at("p/quarantine/date=2025-09-02/hour=09/n1-0-0000000005.ndjson"),
+    assert_int_equal(access(tmpdir_at("p/raw/_seq/n1-0.tmp.123.4"), F_OK), -1);
+    assert_int_equal(access(tmpdir_at("p/raw/_seq/n2-0.tmp.1.1"), F_OK), 0);
+    assert_int_equal(access(tmpdir_at("p/raw/_seq/n1-0"), F_OK), 0);
+    t = tmpdir_get(tmpdir_at("p/quarantine/date=2025-09-02/hour=09/n1-0-0000000005.ndjson"),
                  &n);
     assert_string_equal(t, "{\"a\":1}\n");
     free(t);
@@ -182,7 +148,7 @@ static void test_torn_tail_to_quarantine(void **state)
     int torn = 0;
     for (size_t i = 0; i < l.n; i++) {
         assert_false(l.v[i].active);
-        t = get_file(l.v[i].path, &n);
+        t = tmpdir_get(l.v[i].path, &n);
         for (char *line = t, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
             *nl = '\0';
             if (!strstr(line, "\"reason\":\"torn\""))
@@ -212,9 +178,9 @@ static void test_torn_tail_to_quarantine(void **state)
 static void test_nul_block_and_empty(void **state)
 {
     static const char junk[] = "a\nb\n\0\0\0\0c\nd\n";
-    put_file(at(RAW10 "n1-0-0000000007.ndjson.open"), junk, sizeof(junk) - 1);
-    put_file(at(RAW10 "n1-0-0000000008.ndjson.open"), "", 0);
-    put_file(at(RAW10 "n1-3-0000000009.ndjson.open"), "abc", 3);
+    put_file(tmpdir_at(RAW10 "n1-0-0000000007.ndjson.open"), junk, sizeof(junk) - 1);
+    put_file(tmpdir_at(RAW10 "n1-0-0000000008.ndjson.open"), "", 0);
+    put_file(tmpdir_at(RAW10 "n1-3-0000000009.ndjson.open"), "abc", 3);
     struct pieces pc = {0};
     struct recover_stats st = {0};
     assert_int_equal(recover_kind(root, "p", "raw", "n1", collect, &pc, &st, NULL), 0);
@@ -230,12 +196,12 @@ static void test_nul_block_and_empty(void **state)
     assert_int_equal(pc.len[2], 3);
     assert_memory_equal(pc.got[2], "abc", 3);
     size_t n;
-    char *t = get_file(at(RAW10 "n1-0-0000000007.ndjson"), &n);
+    char *t = tmpdir_get(tmpdir_at(RAW10 "n1-0-0000000007.ndjson"), &n);
     assert_string_equal(t, "a\nb\n");
     free(t);
-    assert_int_equal(access(at(RAW10 "n1-0-0000000008.ndjson.open"), F_OK), -1);
-    assert_int_equal(access(at(RAW10 "n1-3-0000000009.ndjson.open"), F_OK), -1);
-    assert_int_equal(access(at(RAW10 "n1-3-0000000009.ndjson"), F_OK), -1);
+    assert_int_equal(access(tmpdir_at(RAW10 "n1-0-0000000008.ndjson.open"), F_OK), -1);
+    assert_int_equal(access(tmpdir_at(RAW10 "n1-3-0000000009.ndjson.open"), F_OK), -1);
+    assert_int_equal(access(tmpdir_at(RAW10 "n1-3-0000000009.ndjson"), F_OK), -1);
 }
 
 static void test_large_segment(void **state)
@@ -246,7 +212,7 @@ static void test_large_segment(void **state)
         buf_puts(&b, "{\"k\":\"0123456789012345678901234567890\"}\n");
     size_t kept = b.len;
     buf_puts(&b, "{\"k\":\"01");
-    put_file(at(RAW10 "n1-0-0000000001.ndjson.open"), b.data, b.len);
+    put_file(tmpdir_at(RAW10 "n1-0-0000000001.ndjson.open"), b.data, b.len);
     buf_release(&b);
     struct pieces pc = {0};
     struct recover_stats st = {0};
@@ -255,13 +221,13 @@ static void test_large_segment(void **state)
     assert_int_equal(pc.off[0], kept);
     assert_int_equal(st.kept_bytes, kept);
     struct stat sb;
-    assert_int_equal(stat(at(RAW10 "n1-0-0000000001.ndjson"), &sb), 0);
+    assert_int_equal(stat(tmpdir_at(RAW10 "n1-0-0000000001.ndjson"), &sb), 0);
     assert_int_equal((size_t)sb.st_size, kept);
 }
 
 static void test_failures_leave_it_active(void **state)
 {
-    const char *active = at(RAW10 "n1-0-0000000001.ndjson.open");
+    const char *active = tmpdir_at(RAW10 "n1-0-0000000001.ndjson.open");
     put_file(active, "ok\ntorn", 7);
     /* on_torn fails: nothing is cut */
     struct pieces pc = {.fail = WEIR_ENOSPC};
@@ -295,7 +261,7 @@ static void test_failures_leave_it_active(void **state)
     assert_int_equal(pc.n, 2);
     assert_int_equal(st.sealed, 1);
     size_t n;
-    char *t = get_file(at(RAW10 "n1-0-0000000001.ndjson"), &n);
+    char *t = tmpdir_get(tmpdir_at(RAW10 "n1-0-0000000001.ndjson"), &n);
     assert_string_equal(t, "ok\n");
     free(t);
     assert_int_equal(recover_kind(root, "p", "raw", "../n1", collect, &pc, &st, NULL),
@@ -411,7 +377,7 @@ static void test_kill9_rounds(void **state)
         assert_false(l.v[k].active);
         int hour = l.v[k].part_start != H0;
         size_t n;
-        char *t = get_file(l.v[k].path, &n);
+        char *t = tmpdir_get(l.v[k].path, &n);
         assert_true(n == 0 || t[n - 1] == '\n');
         for (char *line = t, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
             *nl = '\0';

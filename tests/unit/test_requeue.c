@@ -42,29 +42,19 @@
 #include "store/requeue.h"
 #include "store/segment.h"
 
+#include "tmpdir.h"
+
 #define S_ INT64_C(1000000000)
 #define H10 (INT64_C(1756807200) * S_) /* 2025-09-02T10:00Z */
 #define H11 (H10 + 3600 * S_)
 
-static char root[64];
+static char *root;
 static char data[128];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
-
-static int rm_tree(const char *path)
-{
-    if (access(path, F_OK) != 0)
-        return 0;
-    return nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int setup(void **state)
 {
-    snprintf(root, sizeof(root), "/tmp/weir-test-rq-XXXXXX");
-    if (!mkdtemp(root))
+    root = tmpdir_make(NULL, "rq");
+    if (!root)
         return -1;
     snprintf(data, sizeof(data), "%s/data", root);
     fsio_fault_off();
@@ -77,7 +67,7 @@ static int teardown(void **state)
     fsio_fault_off();
     fsio_sys_set(NULL);
     unsetenv("WEIR_REQUEUE_CRASH_AT");
-    return rm_tree(root);
+    return tmpdir_remove(root);
 }
 
 /* ---- config and schemas ------------------------------------------------- */
@@ -764,7 +754,7 @@ static void fast_disk(void)
 
 static void fresh(void)
 {
-    assert_int_equal(rm_tree(data), 0);
+    assert_int_equal(tmpdir_remove(data), 0);
     populate();
 }
 

@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,22 +27,19 @@
 #include "store/partition.h"
 #include "store/segment.h"
 
+#include "tmpdir.h"
+
 #define MS WTIME_NS_PER_MS
 #define HOUR WTIME_NS_PER_HOUR
 /* 2025-09-02T10:00:00Z */
 #define H0 (INT64_C(1756807200) * WTIME_NS_PER_S)
 
-static char root[64];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
+static char *root;
 
 static int setup(void **state)
 {
-    snprintf(root, sizeof(root), "/tmp/weir-test-seg-XXXXXX");
-    if (!mkdtemp(root))
+    root = tmpdir_make(NULL, "seg");
+    if (!root)
         return -1;
     fsio_fault_reset();
     return 0;
@@ -53,7 +49,7 @@ static int teardown(void **state)
 {
     fsio_fault_off();
     fsio_sys_set(NULL);
-    return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(root);
 }
 
 static void cfg_init(struct seg_config *c, const char *data_dir)

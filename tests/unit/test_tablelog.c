@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -30,21 +29,18 @@
 #include "core/wtime.h"
 #include "store/tablelog.h"
 
+#include "tmpdir.h"
+
 #define NS 1000000000LL
 #define DAY (86400LL * NS)
 #define T0 (INT64_C(1756807200) * NS) /* 2025-09-02T10:00Z */
 
-static char root[64];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
+static char *root;
 
 static int setup_in(const char *base)
 {
-    snprintf(root, sizeof(root), "%s/weir-test-tl-XXXXXX", base);
-    if (!mkdtemp(root))
+    root = tmpdir_make(base, "tl");
+    if (!root)
         return -1;
     fsio_fault_reset();
     log_setup(LOG_ERROR, LOG_TEXT);
@@ -70,40 +66,12 @@ static int teardown(void **state)
     fsio_fault_off();
     fsio_sys_set(NULL);
     wtime_set_now(0, 0);
-    return nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-__attribute__((format(printf, 1, 2)))
-static char *at(const char *fmt, ...)
-{
-    static char p[8][PATH_MAX];
-    static int k;
-    k = (k + 1) % 8;
-    int n = snprintf(p[k], sizeof(p[k]), "%s/", root);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p[k] + n, sizeof(p[k]) - (size_t)n, fmt, ap);
-    va_end(ap);
-    return p[k];
-}
-
-static int put_file_rc(const char *path, const void *data, size_t n)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", path);
-    *strrchr(dir, '/') = '\0';
-    if (fsio_mkdir_p(dir, 0755) != 0)
-        return -1;
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    int ok = fwrite(data, 1, n, f) == n;
-    return fclose(f) == 0 && ok ? 0 : -1;
+    return tmpdir_remove(root);
 }
 
 static void put_file(const char *path, const void *data, size_t n)
 {
-    assert_int_equal(put_file_rc(path, data, n), 0);
+    assert_int_equal(tmpdir_put(path, data, n), 0);
 }
 
 static int exists(const char *path)
@@ -133,7 +101,7 @@ static struct tl_file make_file(const char *ds, const char *rel, size_t size)
 {
     char *data = calloc(1, size + 1);
     memset(data, 'p', size);
-    put_file(at("%s/%s", ds, rel), data, size);
+    put_file(tmpdir_at("%s/%s", ds, rel), data, size);
     free(data);
     struct tl_file f = {.path = rel, .partition = PART10, .rows = size * 10,
                         .bytes = size, .min_time = T0 + 1,
@@ -146,7 +114,7 @@ static struct tablelog *open_ds(const char *ds)
 {
     struct tablelog *t;
     struct weir_errmsg e;
-    int rc = tl_open(at("%s", ds), &t, &e);
+    int rc = tl_open(tmpdir_at("%s", ds), &t, &e);
     if (rc)
         fail_msg("%s", e.text);
     return t;
@@ -195,7 +163,7 @@ static void test_roundtrip(void **state)
     assert_int_equal(s.version, 0);
     assert_int_equal(s.nfiles, 0);
     tl_snapshot_release(&s);
-    assert_false(exists(at("ds/_log")));
+    assert_false(exists(tmpdir_at("ds/_log")));
     assert_int_equal(tl_snapshot(t, 1, &s, &e), WEIR_ENOTFOUND);
     assert_non_null(strstr(e.text, "does not exist"));
 
@@ -204,8 +172,8 @@ static void test_roundtrip(void **state)
         make_file("ds", PQ10 "part-00000000000000000001-1.parquet", 50),
     };
     add[1].ncolumns = 2;
-    put_file(at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
-    put_file(at("ds/" RAW10 "n1-0-0000000002.ndjson"), "{}\n", 3);
+    put_file(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
+    put_file(tmpdir_at("ds/" RAW10 "n1-0-0000000002.ndjson"), "{}\n", 3);
     const char *absorbed[] = {RAW10 "n1-0-0000000001.ndjson",
                               RAW10 "n1-0-0000000002.ndjson"};
     const char *app = "{\"model:hourly\":{\"" PART10 "\":\"done\"},"
@@ -214,7 +182,7 @@ static void test_roundtrip(void **state)
                           .absorbed = absorbed, .nabsorbed = 2, .app = app,
                           .app_len = strlen(app)};
     assert_int_equal(commit_ok(t, &c), 1);
-    assert_true(exists(at("ds/_log/00000000000000000001.json")));
+    assert_true(exists(tmpdir_at("ds/_log/00000000000000000001.json")));
 
     /* another handle reads the same */
     struct tablelog *t2 = open_ds("ds");
@@ -236,7 +204,7 @@ static void test_roundtrip(void **state)
     assert_null(tl_snapshot_file(&s, "parquet/x"));
     assert_int_equal(s.nabsorbed, 2);
     assert_true(tl_snapshot_absorbed(&s, "n1-0-0000000002.ndjson"));
-    assert_true(tl_snapshot_absorbed(&s, at("ds/" RAW10 "n1-0-0000000001.ndjson")));
+    assert_true(tl_snapshot_absorbed(&s, tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson")));
     assert_false(tl_snapshot_absorbed(&s, "n1-0-0000000003.ndjson"));
     assert_int_equal(s.napp, 2);
     const struct tl_app *a = tl_snapshot_app(&s, "model:hourly");
@@ -290,7 +258,7 @@ static void test_conflicts(void **state)
     struct tablelog *t = open_ds("ds");
     struct weir_errmsg e;
     struct tl_file f1 = make_file("ds", PQ10 "part-00000000000000000001-0.parquet", 10);
-    put_file(at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
+    put_file(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
     const char *seg1[] = {RAW10 "n1-0-0000000001.ndjson"};
     struct tl_commit c = {.operation = "compact", .add = &f1, .nadd = 1,
                           .absorbed = seg1, .nabsorbed = 1};
@@ -419,7 +387,7 @@ static void test_txn_idempotent(void **state)
     struct tablelog *t2 = open_ds("ds");
     assert_int_equal(commit_ok(t2, &c), 1);
     assert_int_equal(commit_ok(t, &c), 1);
-    assert_false(exists(at("ds/_log/00000000000000000002.json")));
+    assert_false(exists(tmpdir_at("ds/_log/00000000000000000002.json")));
     tl_free(t);
     tl_free(t2);
 }
@@ -432,13 +400,13 @@ static int race_child(int id)
 {
     struct tablelog *t;
     struct weir_errmsg e;
-    if (tl_open(at("ds"), &t, &e))
+    if (tl_open(tmpdir_at("ds"), &t, &e))
         return 2;
     int won_contested = 0;
     for (int i = 0; i < RACE_N; i++) {
         char rel[256], txn[64];
         snprintf(rel, sizeof(rel), PQ10 "part-%020d-%d.parquet", i, id);
-        if (put_file_rc(at("ds/%s", rel), "x", 1))
+        if (tmpdir_put(tmpdir_at("ds/%s", rel), "x", 1))
             return 3;
         snprintf(txn, sizeof(txn), "race-%d-%d", id, i);
         struct tl_file f = {.path = rel, .partition = PART10, .rows = 1,
@@ -469,7 +437,7 @@ static int race_child(int id)
 
 static void test_two_processes_race(void **state)
 {
-    put_file(at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
+    put_file(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
     int64_t t0 = wtime_mono_ns();
     pid_t pids[2];
     for (int i = 0; i < 2; i++) {
@@ -504,7 +472,7 @@ static void test_two_processes_race(void **state)
         struct buf b = BUF_INIT(1 << 20);
         char name[64];
         tl_commit_file_name(v, name, sizeof(name));
-        assert_int_equal(fsio_read_file(at("ds/%s", name), &b), 0);
+        assert_int_equal(fsio_read_file(tmpdir_at("ds/%s", name), &b), 0);
         buf_puts(&b, "");
         const char *p = strstr(b.data, "\"txn\":\"race-");
         if (p) {
@@ -519,7 +487,7 @@ static void test_two_processes_race(void **state)
         for (int i = 0; i < RACE_N; i++)
             assert_int_equal(seen[id][i], 1);
     /* the checkpoints at 100..1000 exist and agree with the commits */
-    assert_true(exists(at("ds/_log/00000000000000001000.checkpoint.json")));
+    assert_true(exists(tmpdir_at("ds/_log/00000000000000001000.checkpoint.json")));
     assert_int_equal(tl_snapshot(t, 999, &s, &e), 0);
     assert_int_equal(s.version, 999);
     tl_snapshot_release(&s);
@@ -569,7 +537,7 @@ static void fault_round(enum fsio_op op, int err)
         } else {
             /* nothing was committed, no temporary file is left */
             assert_int_equal(after, before);
-            DIR *d = opendir(at("ds/_log"));
+            DIR *d = opendir(tmpdir_at("ds/_log"));
             if (d) {
                 struct dirent *de;
                 while ((de = readdir(d)) != NULL)
@@ -683,7 +651,7 @@ static void crash_child(void)
     fsio_sys_set(&sys);
     struct tablelog *t;
     struct weir_errmsg e;
-    if (tl_open(at("ds"), &t, &e))
+    if (tl_open(tmpdir_at("ds"), &t, &e))
         _exit(2);
     char tmp[PATH_MAX], rel[PATH_MAX];
     uint64_t bytes;
@@ -702,7 +670,7 @@ static void crash_child(void)
     if (tl_commit(t, &c, NULL, &e))
         _exit(6);
     /* the compactor deletes the absorbed segment after the commit */
-    if (fsio_unlink(at("ds/" RAW10 "n1-0-0000000001.ndjson")))
+    if (fsio_unlink(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson")))
         _exit(7);
     tl_free(t);
     _exit(0);
@@ -735,7 +703,7 @@ static void test_crash_each_syscall(void **state)
     /* the template: version 99, so the crashing commit is 100 and writes a
      * checkpoint, with a segment to absorb */
     build_history("tpl", 99, 0);
-    put_file(at("tpl/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
+    put_file(tmpdir_at("tpl/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
     int rounds = 0, landed = 0;
     for (crash_at = 1;; crash_at++) {
         char cmd[PATH_MAX * 2];
@@ -764,9 +732,9 @@ static void test_crash_each_syscall(void **state)
             fail_msg("recover after crash at %ld: %s", crash_at, e.text);
         struct tl_snapshot s;
         assert_int_equal(tl_snapshot(t, 0, &s, &e), 0);
-        int seg_on_disk = exists(at("ds/" RAW10 "n1-0-0000000001.ndjson"));
+        int seg_on_disk = exists(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson"));
         struct buf tree = BUF_INIT(1 << 20);
-        list_tree(at("ds/parquet"), "", &tree);
+        list_tree(tmpdir_at("ds/parquet"), "", &tree);
         buf_puts(&tree, "");
         if (s.version == 100) {
             landed++;
@@ -786,7 +754,7 @@ static void test_crash_each_syscall(void **state)
         }
         buf_release(&tree);
         /* no temporary file anywhere in _log */
-        DIR *d = opendir(at("ds/_log"));
+        DIR *d = opendir(tmpdir_at("ds/_log"));
         struct dirent *de;
         while ((de = readdir(d)) != NULL)
             assert_false(fsio_is_tmp_name(de->d_name));
@@ -814,27 +782,27 @@ static void test_recover_orphans(void **state)
     struct tablelog *t = open_ds("ds");
     struct weir_errmsg e;
     struct tl_file f = make_file("ds", PQ10 "part-00000000000000000001-0.parquet", 10);
-    put_file(at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
+    put_file(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
     const char *seg[] = {RAW10 "n1-0-0000000001.ndjson"};
     struct tl_commit c = {.operation = "compact", .add = &f, .nadd = 1,
                           .absorbed = seg, .nabsorbed = 1};
     assert_int_equal(commit_ok(t, &c), 1);
     int64_t old = wtime_now_ns() - 2 * TL_DEFAULT_ORPHAN_GRACE_NS;
     /* an orphan from a crash before the commit, old */
-    put_file(at("ds/" PQ10 "part-00000000000000000002-0.parquet"), "o", 1);
-    set_mtime(at("ds/" PQ10 "part-00000000000000000002-0.parquet"), old);
+    put_file(tmpdir_at("ds/" PQ10 "part-00000000000000000002-0.parquet"), "o", 1);
+    set_mtime(tmpdir_at("ds/" PQ10 "part-00000000000000000002-0.parquet"), old);
     /* a file another writer just placed: young, kept */
-    put_file(at("ds/" PQ10 "part-00000000000000000002-1.parquet"), "y", 1);
+    put_file(tmpdir_at("ds/" PQ10 "part-00000000000000000002-1.parquet"), "y", 1);
     /* temporary files, old and young, in parquet/ and _log/ */
-    put_file(at("ds/" PQ10 "part-00000000000000000002-0.parquet.tmp.1.1"), "t", 1);
-    set_mtime(at("ds/" PQ10 "part-00000000000000000002-0.parquet.tmp.1.1"), old);
-    put_file(at("ds/" PQ10 "part-00000000000000000002-0.parquet.tmp.1.2"), "t", 1);
-    put_file(at("ds/_log/00000000000000000002.json.tmp.5.5"), "{", 1);
-    set_mtime(at("ds/_log/00000000000000000002.json.tmp.5.5"), old);
+    put_file(tmpdir_at("ds/" PQ10 "part-00000000000000000002-0.parquet.tmp.1.1"), "t", 1);
+    set_mtime(tmpdir_at("ds/" PQ10 "part-00000000000000000002-0.parquet.tmp.1.1"), old);
+    put_file(tmpdir_at("ds/" PQ10 "part-00000000000000000002-0.parquet.tmp.1.2"), "t", 1);
+    put_file(tmpdir_at("ds/_log/00000000000000000002.json.tmp.5.5"), "{", 1);
+    set_mtime(tmpdir_at("ds/_log/00000000000000000002.json.tmp.5.5"), old);
     /* a file weir did not make: never touched */
-    put_file(at("ds/parquet/README"), "hi", 2);
-    set_mtime(at("ds/parquet/README"), old);
-    set_mtime(at("ds/" PQ10 "part-00000000000000000001-0.parquet"), old);
+    put_file(tmpdir_at("ds/parquet/README"), "hi", 2);
+    set_mtime(tmpdir_at("ds/parquet/README"), old);
+    set_mtime(tmpdir_at("ds/" PQ10 "part-00000000000000000001-0.parquet"), old);
 
     struct tl_recover_stats st = {0};
     assert_int_equal(tl_recover(t, NULL, &st, &e), 0);
@@ -843,24 +811,24 @@ static void test_recover_orphans(void **state)
     assert_int_equal(st.absorbed_removed, 1);
     assert_int_equal(st.young_kept, 2);
     assert_int_equal(st.unknown_kept, 1);
-    assert_false(exists(at("ds/" PQ10 "part-00000000000000000002-0.parquet")));
-    assert_true(exists(at("ds/" PQ10 "part-00000000000000000002-1.parquet")));
-    assert_true(exists(at("ds/" PQ10 "part-00000000000000000001-0.parquet")));
-    assert_false(exists(at("ds/" RAW10 "n1-0-0000000001.ndjson")));
-    assert_true(exists(at("ds/parquet/README")));
-    assert_true(exists(at("ds/" PQ10 "part-00000000000000000002-0.parquet.tmp.1.2")));
+    assert_false(exists(tmpdir_at("ds/" PQ10 "part-00000000000000000002-0.parquet")));
+    assert_true(exists(tmpdir_at("ds/" PQ10 "part-00000000000000000002-1.parquet")));
+    assert_true(exists(tmpdir_at("ds/" PQ10 "part-00000000000000000001-0.parquet")));
+    assert_false(exists(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson")));
+    assert_true(exists(tmpdir_at("ds/parquet/README")));
+    assert_true(exists(tmpdir_at("ds/" PQ10 "part-00000000000000000002-0.parquet.tmp.1.2")));
     /* absorbed grace: a segment absorbed just now stays for the grace */
-    put_file(at("ds/" RAW10 "n1-0-0000000002.ndjson"), "{}\n", 3);
+    put_file(tmpdir_at("ds/" RAW10 "n1-0-0000000002.ndjson"), "{}\n", 3);
     const char *seg2[] = {RAW10 "n1-0-0000000002.ndjson"};
     struct tl_commit c2 = {.operation = "compact", .absorbed = seg2,
                            .nabsorbed = 1};
     commit_ok(t, &c2);
     struct tl_recover_opts o = {TL_DEFAULT_ORPHAN_GRACE_NS, 60 * NS};
     assert_int_equal(tl_recover(t, &o, NULL, &e), 0);
-    assert_true(exists(at("ds/" RAW10 "n1-0-0000000002.ndjson")));
+    assert_true(exists(tmpdir_at("ds/" RAW10 "n1-0-0000000002.ndjson")));
     o.absorbed_grace_ns = 0;
     assert_int_equal(tl_recover(t, &o, NULL, &e), 0);
-    assert_false(exists(at("ds/" RAW10 "n1-0-0000000002.ndjson")));
+    assert_false(exists(tmpdir_at("ds/" RAW10 "n1-0-0000000002.ndjson")));
     tl_free(t);
 }
 
@@ -930,7 +898,7 @@ static void test_checkpoint_speed(void **state)
                   (double)(t1 - t0) / 1e9, open_ms, asof_ms);
     assert_true(open_ms < 200);
     /* without the hint, the directory listing finds the checkpoint */
-    unlink(at("ds/_log/_last_checkpoint"));
+    unlink(tmpdir_at("ds/_log/_last_checkpoint"));
     t = open_ds("ds");
     assert_int_equal(tl_snapshot(t, 0, &s, &e), 0);
     assert_int_equal(s.version, n);
@@ -947,12 +915,12 @@ static void test_vacuum(void **state)
     wtime_set_now(T0, 0);
     struct tablelog *t = open_ds("ds");
     struct tl_file a = make_file("ds", PQ10 "part-00000000000000000001-0.parquet", 10);
-    put_file(at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
+    put_file(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson"), "{}\n", 3);
     const char *seg[] = {RAW10 "n1-0-0000000001.ndjson"};
     struct tl_commit c1 = {.operation = "compact", .add = &a, .nadd = 1,
                            .absorbed = seg, .nabsorbed = 1};
     assert_int_equal(commit_ok(t, &c1), 1);
-    unlink(at("ds/" RAW10 "n1-0-0000000001.ndjson"));  /* the compactor's */
+    unlink(tmpdir_at("ds/" RAW10 "n1-0-0000000001.ndjson"));  /* the compactor's */
     /* a handle that will sit idle through everything below */
     struct tablelog *idle = open_ds("ds");
     assert_int_equal(tl_snapshot(idle, 0, &s, &e), 0);
@@ -976,7 +944,7 @@ static void test_vacuum(void **state)
     assert_int_equal(vs.horizon, 1);
     /* the absorbed segment is gone from disk: forgotten */
     assert_int_equal(vs.absorbed_forgotten, 1);
-    assert_true(exists(at("ds/%s", a.path)));
+    assert_true(exists(tmpdir_at("ds/%s", a.path)));
     assert_int_equal(tl_snapshot(t, 1, &s, &e), 0);
     tl_snapshot_release(&s);
 
@@ -990,10 +958,10 @@ static void test_vacuum(void **state)
     assert_int_equal(vs.bytes_deleted, 10);
     assert_int_equal(vs.absorbed_forgotten, 0);
     assert_int_equal(vs.log_files_deleted, 1);
-    assert_false(exists(at("ds/%s", a.path)));
-    assert_true(exists(at("ds/%s", b.path)));
-    assert_false(exists(at("ds/_log/00000000000000000001.json")));
-    assert_true(exists(at("ds/_log/00000000000000000002.checkpoint.json")));
+    assert_false(exists(tmpdir_at("ds/%s", a.path)));
+    assert_true(exists(tmpdir_at("ds/%s", b.path)));
+    assert_false(exists(tmpdir_at("ds/_log/00000000000000000001.json")));
+    assert_true(exists(tmpdir_at("ds/_log/00000000000000000002.checkpoint.json")));
     assert_int_equal(tl_snapshot(t, 1, &s, &e), WEIR_ENOTFOUND);
     assert_non_null(strstr(e.text, "older than the oldest kept (2)"));
     assert_int_equal(tl_snapshot(t, 2, &s, &e), 0);
@@ -1025,7 +993,7 @@ static void test_vacuum(void **state)
         commit_ok(t, &m);               /* 6, 7, 8 */
     wtime_set_now(T0 + 20 * DAY, 0);
     assert_int_equal(tl_vacuum(t, 7 * DAY, &vs, &e), 0);   /* vacuum = 9 */
-    assert_false(exists(at("ds/_log/00000000000000000002.json")));
+    assert_false(exists(tmpdir_at("ds/_log/00000000000000000002.json")));
     assert_int_equal(commit_ok(idle, &m), 10);
     tl_free(idle);
     tl_free(t);
@@ -1048,7 +1016,7 @@ static void test_vacuum_crash(void **state)
         struct tablelog *x;
         struct weir_errmsg e;
         tl_test_crash_at(TL_CRASH_IN_VACUUM);
-        if (tl_open(at("ds"), &x, &e) || tl_vacuum(x, DAY, NULL, &e))
+        if (tl_open(tmpdir_at("ds"), &x, &e) || tl_vacuum(x, DAY, NULL, &e))
             _exit(2);
         _exit(0);
     }
@@ -1056,14 +1024,14 @@ static void test_vacuum_crash(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_int_equal(WEXITSTATUS(status), 99);
     /* committed, file not deleted: recovery sees an orphan */
-    assert_true(exists(at("ds/%s", a.path)));
+    assert_true(exists(tmpdir_at("ds/%s", a.path)));
     t = open_ds("ds");
     struct weir_errmsg e;
     struct tl_recover_stats st = {0};
     struct tl_recover_opts o = {0, 0};
     assert_int_equal(tl_recover(t, &o, &st, &e), 0);
     assert_int_equal(st.orphans_removed, 1);
-    assert_false(exists(at("ds/%s", a.path)));
+    assert_false(exists(tmpdir_at("ds/%s", a.path)));
     struct tl_vacuum_stats vs = {0};
     assert_int_equal(tl_vacuum(t, DAY, &vs, &e), 0);
     assert_int_equal(vs.horizon, 2);
@@ -1097,7 +1065,7 @@ static void test_corrupt(void **state)
         "",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        put_file(at("ds/_log/00000000000000000002.json"), bad[i], strlen(bad[i]));
+        put_file(tmpdir_at("ds/_log/00000000000000000002.json"), bad[i], strlen(bad[i]));
         t = open_ds("ds");
         assert_int_equal(tl_snapshot(t, 0, &s, &e), WEIR_ECORRUPT);
         assert_non_null(strstr(e.text, "00000000000000000002.json"));
@@ -1107,13 +1075,13 @@ static void test_corrupt(void **state)
     }
     /* version 1 alone is still readable with --as-of */
     t = open_ds("ds");
-    unlink(at("ds/_log/00000000000000000002.json"));
+    unlink(tmpdir_at("ds/_log/00000000000000000002.json"));
     assert_int_equal(tl_snapshot(t, 1, &s, &e), 0);
     tl_snapshot_release(&s);
     tl_free(t);
     /* a corrupt checkpoint is named too, never skipped */
     build_history("ck", 100, 0);
-    put_file(at("ck/_log/00000000000000000100.checkpoint.json"), "{\"format\":1}", 12);
+    put_file(tmpdir_at("ck/_log/00000000000000000100.checkpoint.json"), "{\"format\":1}", 12);
     t = open_ds("ck");
     assert_int_equal(tl_snapshot(t, 0, &s, &e), WEIR_ECORRUPT);
     assert_non_null(strstr(e.text, "00000000000000000100.checkpoint.json"));
