@@ -8,7 +8,8 @@
 #   2. kill -9 while records flow, several times, then a clean catch-up:
 #      kd has every row exactly once (and still equals the SQL over k);
 #   3. weir compact, then weir replay k over the hours: the same kd, twice
-#      in a row (idempotent), one Parquet file per partition, no raw left;
+#      in a row (idempotent; the second beside a running serve), no raw
+#      segment of kd left;
 #   4. a new SQL, replayed over one hour: that hour follows the new SQL,
 #      the others the old one;
 #   5. refusals: a transform with a SQL error or without the time field
@@ -141,8 +142,16 @@ eq "replay: exit 0" 0 $?
 ok "replay: 3 partitions" grep -q "3 partitions replayed, 0 skipped, 0 failed; $N records in, $nd rows out" "$TMP/replay1.log"
 got1=$(q "$KD")
 eq "after replay: kd = the SQL over k" "$(md5sum <<<"$want")" "$(md5sum <<<"$got1")"
+# again, with serve running (its lander of kd open, its consumer idle)
+"$WEIR" serve -c "$TMP/w.yaml" 2>>"$TMP/serve.log" &
+srv=$!
+cleanup_pid "$srv"
+sleep 1
 "$WEIR" replay -c "$TMP/w.yaml" k --from "$DAY" -q
-eq "replay again: exit 0" 0 $?
+eq "replay again, beside serve: exit 0" 0 $?
+kill -TERM "$srv"
+wait "$srv"
+eq "serve beside replay: clean stop" 0 $?
 got2=$(q "$KD")
 eq "replay again: the same kd" "$(md5sum <<<"$want")" "$(md5sum <<<"$got2")"
 eq "kd: no raw segment left" 0 "$(find "$D/kd/raw" -name '*.ndjson' | wc -l)"
