@@ -58,6 +58,18 @@ static const struct counter sink_counters[] = {
     {"weir_sink_lag_records", "Records landed (durable) and not yet delivered.", SK(lag), 1},
 };
 #undef SK
+
+/* A pipeline's transform (sources/transform.h); /status has them under
+ * "transform", without the "weir_transform_" prefix. */
+#define XS(f) offsetof(struct pipeline_snapshot, xs.f)
+static const struct counter transform_counters[] = {
+    {"weir_transform_batches_total", "Micro-batches the transform ran on.", XS(batches), 0},
+    {"weir_transform_records_total", "Records of the pipeline fed to the transform.", XS(records), 0},
+    {"weir_transform_rows_total", "Rows the transform landed in its dataset.", XS(rows), 0},
+    {"weir_transform_errors_total", "Batches the SQL failed on (their rows are not in the dataset: weir replay).", XS(errors), 0},
+    {"weir_transform_skipped_total", "Records landed again after a restart and not fed again (their rows are in the dataset).", XS(skipped), 0},
+};
+#undef XS
 #define NCOUNTERS(a) (sizeof(a) / sizeof((a)[0]))
 
 void metrics_snapshot_release(struct server_snapshot *s)
@@ -177,6 +189,21 @@ int metrics_prometheus(const struct server_snapshot *s, struct buf *out)
                                  (unsigned long long)field(&s->pipelines[i], k->off));
         }
     }
+    for (size_t c = 0; c < NCOUNTERS(transform_counters) && rc == 0; c++) {
+        const struct counter *k = &transform_counters[c];
+        int any = 0;
+        for (size_t i = 0; i < s->npipelines && rc == 0; i++) {
+            if (!s->pipelines[i].has_transform)
+                continue;
+            if (!any++)
+                rc = buf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", k->name, k->help,
+                                 k->name);
+            if (rc == 0)
+                rc = buf_appendf(out, "%s{pipeline=\"%s\"} %llu\n", k->name,
+                                 s->pipelines[i].name,
+                                 (unsigned long long)field(&s->pipelines[i], k->off));
+        }
+    }
     if (rc == 0)
         rc = kafka_prometheus(s, out);
     if (rc == 0)
@@ -221,6 +248,15 @@ int metrics_status_json(const struct server_snapshot *s, struct buf *out)
                 rc = buf_appendf(out, "%s\"%s\":%llu", c ? "," : "",
                                  sink_counters[c].name + 10,
                                  (unsigned long long)field(p, sink_counters[c].off));
+            if (rc == 0)
+                rc = buf_putc(out, '}');
+        }
+        if (rc == 0 && p->has_transform) {
+            rc = buf_puts(out, ",\"transform\":{");
+            for (size_t c = 0; c < NCOUNTERS(transform_counters) && rc == 0; c++)
+                rc = buf_appendf(out, "%s\"%s\":%llu", c ? "," : "",
+                                 transform_counters[c].name + 15,
+                                 (unsigned long long)field(p, transform_counters[c].off));
             if (rc == 0)
                 rc = buf_putc(out, '}');
         }

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "sinks/kafka_out.h"
 #include "sources/kafka.h"
+#include "sources/transform.h"
 #include "store/land.h"
 
 struct pipeline_snapshot {
@@ -27,6 +28,8 @@ struct pipeline_snapshot {
     uint64_t backpressure_ns;    /* time spent not reading, summed over workers */
     int has_sink;                /* a Kafka sink runs: sink is set */
     struct kafka_sink_counts sink;
+    int has_transform;           /* a transform runs: xs is set */
+    struct transform_stats xs;
     int kafka;                   /* a Kafka pipeline: the fields below are set */
     struct kafka_stats ks;       /* its consumer's counters */
     struct kafka_lag *lag;       /* per owned partition (owned by the snapshot) */

@@ -247,6 +247,7 @@ static void kafka_part(struct pipeline_snapshot *ps, const struct source *src)
     ps->nlag = ps->lag ? kafka_source_lag(src, ps->lag, n) : 0;
     if (ps->nlag > n)
         ps->nlag = n; /* a rebalance in between: the first n */
+    kafka_source_transform_counts(src, &ps->xs);
 }
 
 static int snapshot(struct server *s, struct server_snapshot *snap)
@@ -283,6 +284,8 @@ static int snapshot(struct server *s, struct server_snapshot *snap)
                 ps->backpressure_ns += ss.paused_ns;
                 if (cfg->pipelines[i].source.kind == CONFIG_SOURCE_KAFKA)
                     kafka_part(ps, wp->src);
+                if (cfg->pipelines[i].transform)
+                    ps->has_transform = 1;
             }
         }
         if (s->sinks && s->sinks[i]) {

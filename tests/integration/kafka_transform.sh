@@ -21,6 +21,7 @@
 . "$(dirname "$0")/lib_kafka.sh"
 
 D=$TMP/data
+MPORT=$(free_port)
 N=${WEIR_KAFKA_TRANSFORM_RECORDS:-12000}
 start_mock t:4
 H0=$(( (NOW / 3600 - 48) * 3600 ))
@@ -53,7 +54,7 @@ config() { # FSYNC
     cat >"$TMP/w.yaml" <<EOF
 data_dir: $D
 workers: 2
-metrics: 127.0.0.1:0
+metrics: 127.0.0.1:$MPORT
 pipelines:
   - name: k
     source:
@@ -75,6 +76,11 @@ produce t --spread 4 "$TMP/first.ndjson" >/dev/null 2>&1
 srv=$!
 cleanup_pid "$srv"
 ok "serve reads the first records" caught_up t g 60
+M=$(curl -s --max-time 5 "http://127.0.0.1:$MPORT/metrics")
+eq "metrics: the transform's records in, rows out, errors" "3000 2250 0" \
+    "$(for c in records rows errors; do grep "^weir_transform_${c}_total{pipeline=\"k\"}" <<<"$M" | awk '{print $2}'; done | tr '\n' ' ' | sed 's/ $//')"
+S=$(curl -s --max-time 5 "http://127.0.0.1:$MPORT/status")
+ok "status: the transform's counters" grep -qE '"transform":\{"batches_total":[0-9]+,"records_total":3000,"rows_total":2250,"errors_total":0' <<<"$S"
 kill -TERM "$srv"
 wait "$srv"
 eq "clean stop: exit 0" 0 $?
