@@ -263,6 +263,10 @@ void transform_stream_run(struct transform_stream *ts, int64_t now_ns)
     if (rc == 0)
         return;
     TINC(ts, errors, 1);
+    /* DuckDB's messages span lines (the SQL, a caret): one log line. */
+    for (char *c = e.text; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
     char from[PART_KEY_MAX], to[PART_KEY_MAX];
     enum part_grain g = ts->prep->p->partition == CONFIG_PARTITION_DAY ? PART_DAY : PART_HOUR;
     part_key_format(ts->first_part, g, from, sizeof from);

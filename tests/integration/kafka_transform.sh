@@ -14,7 +14,9 @@
 #      the others the old one;
 #   5. refusals: a transform with a SQL error or without the time field
 #      stops serve at start (exit 2); a transform on a TCP pipeline is a
-#      config error; replay of a pipeline without transform is a usage error.
+#      config error; replay of a pipeline without transform is a usage error;
+#   6. a batch the SQL fails on at run time: logged, counted, the pipeline
+#      has every record and the transform goes on with the next batches.
 # Records are two days old (three hours of them), so their hours are
 # closed and compaction and replay take them at once.
 . "$(dirname "$0")/lib.sh"
@@ -202,6 +204,29 @@ eq "a transform on a TCP pipeline: weir check exit 2" 2 $?
 ok "  ... says Kafka only" grep -q "reads TCP" "$TMP/bad.log"
 "$WEIR" replay -c "$TMP/w.yaml" kd --from "$DAY" 2>"$TMP/bad.log"
 eq "replay of a pipeline without transform: exit 2" 2 $?
+
+# ---- 6. a batch the SQL fails on at run time ------------------------------------------
+# The records stay in the pipeline, the failure is logged and counted, the
+# batches after it go on.
+echo "SELECT id, ts, CASE WHEN id = 100 THEN CAST(sensor AS INTEGER) ELSE id END AS n FROM batch" \
+    >"$TMP/xf.sql"
+sed -e "s|data_dir: .*|data_dir: $TMP/data2|" -e "s|group: g,|group: g2,|" "$TMP/w.yaml" >"$TMP/w2.yaml"
+"$WEIR" serve -c "$TMP/w2.yaml" 2>"$TMP/serve2.log" &
+srv=$!
+cleanup_pid "$srv"
+ok "a failing batch does not stop the pipeline" caught_up t g2 60
+M=$(curl -s --max-time 5 "http://127.0.0.1:$MPORT/metrics")
+eq "metrics: one batch failed" 1 "$(grep '^weir_transform_errors_total{pipeline="k"}' <<<"$M" | awk '{print $2}')"
+kill -TERM "$srv"
+wait "$srv"
+eq "clean stop: exit 0" 0 $?
+ok "the failure is logged with its hours and the way back" \
+    grep -q "transform failed on a batch of .*weir replay k" "$TMP/serve2.log"
+q2() { "$WEIR" query -c "$TMP/w2.yaml" --format csv "$1" 2>&1 | tail -1; }
+eq "k: every record" "$N" "$(q2 "SELECT count(*) FROM k")"
+nk=$(q2 "SELECT count(*) FROM kd")
+ok "kd: all but the failed batch's rows ($nk of $N)" test "$nk" -lt "$N" -a "$nk" -gt 0
+eq "kd: not the row that failed" 0 "$(q2 "SELECT count(*) FROM kd WHERE id = 100")"
 
 ok "no error logged by serve" bash -c "! grep -E ' error ' '$TMP/serve.log'"
 ok "no sanitizer report" bash -c "! grep -q Sanitizer '$TMP/serve.log' '$TMP/replay1.log'"
