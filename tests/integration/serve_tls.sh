@@ -48,10 +48,11 @@ ok "certs: a client of that CA" mkcert evilclient sensor-2 evil
 CLIENT=(--ca "$C/ca.pem" --cert "$C/client.pem" --key "$C/client.key")
 
 # config NAME DATA_DIR [LIMITS [PIPELINE_KEYS]]: pipelines t (TLS, client
-# certificates required), n (TLS, no client certificates) and p (plain TCP,
-# idle_timeout 1s); sets $port (t), $nport, $pport, $mport.
+# certificates required), n (TLS, no client certificates), p (plain TCP,
+# idle_timeout 1s) and x (TLS, allow-list without 127.0.0.1); sets $port
+# (t), $nport, $pport, $xport, $mport.
 config() {
-    port=$(free_port) nport=$(free_port) pport=$(free_port) mport=$(free_port)
+    port=$(free_port) nport=$(free_port) pport=$(free_port) xport=$(free_port) mport=$(free_port)
     cat >"$TMP/$1.yaml" <<EOF
 data_dir: $2
 workers: 2
@@ -88,6 +89,11 @@ pipelines:
     time_field: ts
     time_unit: s
     time_max_age: off
+  - name: x
+    source:
+      tcp: 127.0.0.1:$xport
+      allow: 10.0.0.0/8
+      tls: {cert: $C/server.pem, key: $C/server.key}
 EOF
 }
 
@@ -145,6 +151,10 @@ ok "weir send --tls --conns 3" \
     "$WEIR" send --tls "${CLIENT[@]}" --conns 3 "127.0.0.1:$port" "$G/c000001.ndjson"
 ok "tls: sent in random chunks" "${TLSC[@]}" send "$port" "${CLIENT[@]}" "$G/c000002.ndjson" --mode random --chunk 97
 ok "tls: sent in random small chunks" "${TLSC[@]}" send "$port" "${CLIENT[@]}" "$G/c000003.ndjson" --mode random --chunk 5 --seed 4
+T12=$TMP/tls12
+"${TOOL[@]}" gen --out "$T12" --conns 1 --cid-base 95 --records 300 --start $START \
+    --hours $HOURS --now $NOW --invalid 0.05 --seed 28 >/dev/null
+ok "tls: TLS 1.2 (ECDHE, AES-GCM)" "${TLSC[@]}" send "$port" "${CLIENT[@]}" --tls12 "$T12/c000095.ndjson" --mode random --chunk 500
 B=$TMP/bytes
 "${TOOL[@]}" gen --out "$B" --conns 1 --cid-base 20 --records 12 --start $START \
     --hours $HOURS --now $NOW --crlf 0.5 --empty 0.2 --seed 22 >/dev/null
@@ -195,6 +205,18 @@ eq "weir_tls_failures_total in /status too" "$after" \
 ok "weir status: a tls line with the counts" bash -c \
     "'$WEIR' status -c '$TMP/a.yaml' | grep -Eq '^  tls +[0-9]+ handshakes, $after failed \(2 timed out\)'"
 
+# TLS 1.1 is refused; so is a client outside the allow-list, before any
+# handshake (refused, not a TLS failure).
+before=$(metric weir_tls_failures_total --pipeline t)
+echo | timeout 10 openssl s_client -connect "127.0.0.1:$port" -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' >"$TMP/tls11.out" 2>&1
+ok "TLS 1.1 client: refused with a protocol version alert" grep -q "alert protocol version" "$TMP/tls11.out"
+eq "TLS 1.1 client: counted" $((before + 1)) "$(metric weir_tls_failures_total --pipeline t)"
+ok "TLS 1.1 client: logged" grep -q "failed: unsupported protocol" "$TMP/a.log"
+"$WEIR" send --tls --ca "$C/ca.pem" "127.0.0.1:$xport" "$G/c000000.ndjson" 2>/dev/null
+eq "not in the allow-list: weir send --tls exits 3" 3 $?
+eq "not in the allow-list: refused" 1 "$(metric weir_connections_refused_total --pipeline x)"
+eq "not in the allow-list: no handshake was tried" 0 "$(metric weir_tls_failures_total --pipeline x)"
+
 # --- 200 TLS connections at once -----------------------------------------
 K=$TMP/k
 "${TOOL[@]}" gen --out "$K" --conns 200 --cid-base 1000 --records 8 --start $START \
@@ -234,8 +256,8 @@ eq "TLS: a silent connection is closed" 0 $?
 ok "... after about idle_timeout (2s; took ${t}s)" python3 -c "import sys; sys.exit(not 1.9 <= $t <= 3.5)"
 eq "idle closes counted (t)" 1 "$(metric weir_idle_closed_total --pipeline t)"
 ok "idle close logged" grep -Eq "t: 127.0.0.1:[0-9]+: closed after [0-9]+ ms without data \(source.idle_timeout" "$TMP/a.log"
-# weir send: 1 + 3 connections, tls_client: 2 + bytes + mid-record, 200, idle
-eq "TLS handshakes counted" 209 "$(metric weir_tls_handshakes_total --pipeline t)"
+# weir send: 1 + 3 connections, tls_client: 2 + TLS 1.2 + bytes + mid-record, 200, idle
+eq "TLS handshakes counted" 210 "$(metric weir_tls_handshakes_total --pipeline t)"
 
 # --- SIGTERM drains TLS senders ------------------------------------------
 R=$TMP/rate
@@ -256,7 +278,7 @@ eq "drain: exit 0" 0 $?
 ok "drain: the TLS senders were drained" grep -Eq "t: shutting down: draining [12] connection" "$TMP/a.log"
 ok "drain: no sanitizer report" bash -c "! grep -Eq 'Sanitizer|runtime error' '$TMP/a.log'"
 
-EXP=("$G/expect" "$B/expect" "$M/expect" "$K/expect" "$R/expect" "$I/expect_t")
+EXP=("$G/expect" "$T12/expect" "$B/expect" "$M/expect" "$K/expect" "$R/expect" "$I/expect_t")
 "${TOOL[@]}" check "$D" t --sealed "${EXP[@]/#/--expect=}" >"$TMP/check.out" 2>&1
 rc=$?
 sed 's/^/     /' "$TMP/check.out"

@@ -5,7 +5,8 @@ python3 standard library only (ssl). Every command takes the server's port
 and, for TLS, --ca (verify the server) and optionally --cert/--key (a
 client certificate):
 
-  send    one file over one TLS connection: whole, byte by byte, or in
+  send    one file over one TLS connection (--tls12: TLS 1.2 at most;
+          1.3 otherwise): whole, byte by byte, or in
           random chunks; then close_notify and wait for the server to
           close (it has read everything then). --abort: close the TCP
           connection after the last byte without close_notify and without
@@ -38,6 +39,8 @@ def context(a):
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=a.ca)
     if a.cert:
         ctx.load_cert_chain(a.cert, a.key)
+    if a.tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     return ctx
 
 
@@ -211,6 +214,7 @@ def main():
         p.add_argument("--key")
         p.add_argument("--timeout", type=float, default=30.0)
         p.add_argument("--seed", type=int, default=1)
+        p.add_argument("--tls12", action="store_true", help="TLS 1.2 at most")
 
     s = sub.add_parser("send")
     common(s)
