@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/wtime.h"
 #include "schema/schema.h"
+#include "store/lake.h"
 #include "store/requeue.h"
 
 #include <getopt.h>
@@ -40,20 +41,11 @@ static int parse_reasons(const char *s, unsigned *mask)
 static struct schema *load_schema(const struct weir_config *cfg,
                                   const struct config_pipeline *p)
 {
-    struct schema_opts so = {
-        .lax = p->lax,
-        .format_assert = p->format_assert,
-        .int64_integers = 1, /* as serve: the lake stores BIGINT */
-        .max_depth = (uint32_t)cfg->limits.max_depth,
-        .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
-    };
-    struct weir_errmsg se = {0};
-    struct schema *s =
-        p->schema ? schema_load_file(p->schema, &so, &se)
-                  : schema_compile(CONFIG_DEFAULT_SCHEMA,
-                                   strlen(CONFIG_DEFAULT_SCHEMA), NULL, &so, &se);
+    struct weir_errmsg e = {0};
+    /* As serve validates (a protobuf pipeline: its derived schema). */
+    struct schema *s = lake_load_schema(cfg, p, &e);
     if (!s)
-        fprintf(stderr, "weir requeue: pipeline %s: %s\n", p->name, se.text);
+        fprintf(stderr, "weir requeue: %s\n", e.text);
     return s;
 }
 

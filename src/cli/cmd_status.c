@@ -101,6 +101,44 @@ static int find_pipeline(const struct json_doc *d, const char *name)
     return -1;
 }
 
+/* A Kafka pipeline's consumer: counters, and lag per partition. */
+static void kafka_part(const struct json_doc *d, int p)
+{
+    int k = json_lookup(d, (uint32_t)p, "kafka", 5);
+    if (k < 0 || d->toks[k].type != JSON_OBJECT)
+        return;
+    printf("  %-12s %.0f messages in %.0f batches, %.0f duplicates skipped, "
+           "%.0f commits (%.0f failed)\n", "kafka", num_at(d, k, "messages_total"),
+           num_at(d, k, "batches_total"), num_at(d, k, "duplicates_skipped_total"),
+           num_at(d, k, "commits_total"), num_at(d, k, "commit_errors_total"));
+    printf("  %-12s %.0f partitions assigned, %.0f messages behind", "lag",
+           num_at(d, k, "partitions_assigned"), num_at(d, k, "lag_total"));
+    int arr = json_lookup(d, (uint32_t)k, "lag", 3);
+    if (arr >= 0 && d->toks[arr].type == JSON_ARRAY && d->toks[arr].count) {
+        uint32_t v = (uint32_t)arr + 1;
+        printf(":");
+        for (uint32_t i = 0; i < d->toks[arr].count; i++, v = d->toks[v].next) {
+            char topic[256];
+            int t = json_lookup(d, v, "topic", 5);
+            topic[0] = 0;
+            if (t >= 0) {
+                size_t n = json_str_decode(d, &d->toks[t], topic, sizeof topic - 1);
+                topic[n < sizeof topic ? n : sizeof topic - 1] = 0;
+            }
+            if (i == 8) {
+                printf(" ...");
+                break;
+            }
+            double lag = num_at(d, (int)v, "lag");
+            if (lag < 0)
+                printf(" %s/%.0f ?", topic, num_at(d, (int)v, "partition"));
+            else
+                printf(" %s/%.0f %.0f", topic, num_at(d, (int)v, "partition"), lag);
+        }
+    }
+    printf("\n");
+}
+
 /* Per model: partitions run, failing ones with their error and next try. */
 static void model_part(const struct weir_config *cfg, const struct config_model *m)
 {
@@ -290,6 +328,15 @@ int cmd_status(int argc, char **argv)
             printf("  %-12s %.1f s not reading, %s not yet durable, %.0f write errors\n",
                    "backpressure", num_at(&d2, p2, "backpressure_seconds"), hp,
                    num_at(&d2, p2, "write_errors_total"));
+            kafka_part(&d2, p2);
+            int sk = json_lookup(&d2, (uint32_t)p2, "sink", 4);
+            if (sk >= 0 && d2.toks[sk].type == JSON_OBJECT)
+                printf("  %-12s %.0f delivered, %.0f not yet (lag), %.0f failed, "
+                       "%.0f produced again\n", "kafka sink",
+                       num_at(&d2, p2, "sink.delivered_total"),
+                       num_at(&d2, p2, "sink.lag_records"),
+                       num_at(&d2, p2, "sink.failed_total"),
+                       num_at(&d2, p2, "sink.retried_total"));
         }
         disk_part(&cfg, name, "raw");
         disk_part(&cfg, name, "quarantine");

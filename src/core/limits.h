@@ -140,6 +140,12 @@
 #define WEIR_COMPACTOR_MEMORY_LIMIT "1GB"
 #define WEIR_COMPACTOR_INTERVAL_S 60
 #define WEIR_COMPACTOR_GC_INTERVAL_S 3600
+/* A partition whose data DuckDB refused is tried again by the background
+ * compactor after 1 min, then 2, 4, ... at most 1 h, and at once when its
+ * segments change (a fix by requeue, new records): the data is the same
+ * until then, so trying at every kick only fills the log. */
+#define WEIR_COMPACT_BACKOFF_MIN_S 60
+#define WEIR_COMPACT_BACKOFF_MAX_S 3600
 
 /* SQL models (sched/models.h): the longest model SQL file; a failed
  * partition is retried after 60 s, doubling per failure up to an hour, so
@@ -173,5 +179,25 @@
 /* Seconds to wait for a warehouse connection when the DSN sets no
  * connect_timeout: a scheduler retries later rather than hang. */
 #define WEIR_SINK_CONNECT_TIMEOUT_S 10
+
+/* Kafka sink (sinks/kafka_out.h). In flight at most 20,000 messages or
+ * 16 MiB (librdkafka copies each): a few batches per partition keep the
+ * broker busy, and the memory stays bounded whatever the backlog. A
+ * message not confirmed within 10 s (librdkafka retries inside that)
+ * counts as failed and is produced again after a backoff of 1 s doubling
+ * to 30 s: an outage shows in the counters within seconds instead of
+ * librdkafka's 5 minutes, and costs one try per backoff. The cursor is
+ * saved at most every 200 ms: the window of records a crash can send
+ * twice. The segments are listed every 100 ms, so a record reaches the
+ * topic within the fsync interval plus ~0.1 s. Shutdown waits at most
+ * 10 s for reports. Config: none. */
+#define WEIR_KSINK_WINDOW_MESSAGES 20000
+#define WEIR_KSINK_WINDOW_BYTES (16u << 20)
+#define WEIR_KSINK_MESSAGE_TIMEOUT_MS 10000
+#define WEIR_KSINK_BACKOFF_MIN_MS 1000
+#define WEIR_KSINK_BACKOFF_MAX_MS 30000
+#define WEIR_KSINK_SAVE_MS 200
+#define WEIR_KSINK_SCAN_MS 100
+#define WEIR_KSINK_STOP_WAIT_S 10
 
 #endif

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "sinks/kafka_out.h"
+#include "sources/kafka.h"
 #include "store/land.h"
 
 struct pipeline_snapshot {
@@ -27,6 +29,12 @@ struct pipeline_snapshot {
     uint64_t tls_failures;       /* TLS handshakes failed or timed out */
     uint64_t tls_timeouts;       /* of which timed out */
     uint64_t idle_closed;        /* connections closed by source.idle_timeout */
+    int has_sink;                /* a Kafka sink runs: sink is set */
+    struct kafka_sink_counts sink;
+    int kafka;                   /* a Kafka pipeline: the fields below are set */
+    struct kafka_stats ks;       /* its consumer's counters */
+    struct kafka_lag *lag;       /* per owned partition (owned by the snapshot) */
+    size_t nlag;
 };
 
 struct server_snapshot {
@@ -38,6 +46,10 @@ struct server_snapshot {
     size_t npipelines;
     struct pipeline_snapshot *pipelines;
 };
+
+/* Free what a snapshot's pipelines own (the lag arrays), not the array
+ * of pipelines itself. */
+void metrics_snapshot_release(struct server_snapshot *s);
 
 /* Append the Prometheus text for s to out. */
 int metrics_prometheus(const struct server_snapshot *s, struct buf *out);

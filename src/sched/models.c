@@ -25,6 +25,8 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/wtime.h"
+#include "sinks/kafka_out.h"
+#include "sinks/parquet_out.h"
 #include "sinks/sink.h"
 #include "sql/sql.h"
 #include "store/lake.h"
@@ -774,6 +776,25 @@ static int sink_columns(const char *model, struct rescols *c, struct weir_errmsg
     return sink_check_columns(c->sc, c->n, e);
 }
 
+/* A `parquet: {path}` output (sinks/parquet_out.h): the result replaces
+ * <path>/<partition key>/<model>.parquet. The error goes to e unless an
+ * earlier output already failed (quiet); logged either way. */
+static int parquet_output(const struct config_model *m, struct sql_db *db, int64_t start,
+                          const struct config_output *o, struct weir_errmsg *e, int quiet)
+{
+    char key[PART_KEY_MAX];
+    struct weir_errmsg pe = {0};
+    if (!part_key_format(start, grain_of(m->grain), key, sizeof key))
+        return errmsg_set(e, WEIR_EINVAL, "parquet output: not a partition start");
+    int rc = parquet_out_write(db, RESULT_TABLE, o->path, key, m->name, NULL, &pe);
+    if (rc) {
+        log_error("model %s: parquet output: %s", m->name, pe.text);
+        if (!quiet)
+            errmsg_set(e, rc, "parquet output: %s", pe.text);
+    }
+    return rc;
+}
+
 static int load_outputs(const struct config_model *m, struct sql_db *db,
                         const char *csv_path, int64_t start, int64_t end,
                         struct rescols *cols, unsigned *loads, struct weir_errmsg *e)
@@ -783,6 +804,12 @@ static int load_outputs(const struct config_model *m, struct sql_db *db,
 
     for (size_t i = 0; i < m->noutputs; i++) {
         const struct config_output *o = &m->outputs[i];
+        if (o->kind == CONFIG_OUTPUT_PARQUET) {
+            int prc = parquet_output(m, db, start, o, e, first);
+            first |= prc != 0;
+            rc = rc ? rc : prc;
+            continue;
+        }
         if (o->kind != CONFIG_OUTPUT_POSTGRES && o->kind != CONFIG_OUTPUT_MYSQL)
             continue;
         if (!wrote) {
@@ -834,6 +861,54 @@ static int load_outputs(const struct config_model *m, struct sql_db *db,
         }
     }
 out:
+    buf_release(&q);
+    return rc;
+}
+
+/*
+ * Kafka outputs: the result as NDJSON (one object per row, DuckDB's JSON
+ * types), each row a message (sinks/kafka_out.h). The run waits for every
+ * delivery report; a failure fails the run, whose retry produces the whole
+ * partition again: at least once per partition (docs/kafka.md).
+ */
+static int kafka_outputs(const struct config_model *m, struct sql_db *db,
+                         const char *csv_path, const char *key, unsigned *loads,
+                         struct weir_errmsg *e)
+{
+    char path[PATH_MAX];
+    struct buf q = BUF_INIT(1 << 16);
+    int rc = 0, wrote = 0;
+    if ((size_t)snprintf(path, sizeof path, "%s.ndjson", csv_path) >= sizeof path)
+        return errmsg_set(e, WEIR_ELIMIT, "%s: path too long", csv_path);
+    for (size_t i = 0; i < m->noutputs && rc == 0; i++) {
+        const struct config_output *o = &m->outputs[i];
+        if (o->kind != CONFIG_OUTPUT_KAFKA)
+            continue;
+        if (!wrote) {
+            rc = buf_puts(&q, "COPY " RESULT_TABLE " TO ");
+            rc = rc ? rc : sql_quote_string(&q, path);
+            rc = rc ? rc : buf_puts(&q, " (FORMAT json)");
+            if (rc || (rc = sql_exec(db, q.data, e)))
+                break;
+            wrote = 1;
+        }
+        const char *const hdrs[] = {"weir_model", m->name, "weir_partition", key, NULL};
+        uint64_t n = 0;
+        struct weir_errmsg ke = {0};
+        rc = kafka_produce_file(&o->kafka, path, hdrs,
+                                (int64_t)(WEIR_KSINK_MESSAGE_TIMEOUT_MS + 5000) *
+                                    WTIME_NS_PER_MS, &n, &ke);
+        if (rc) {
+            log_error("model %s: kafka output %s: %s", m->name, o->kafka.topic, ke.text);
+            errmsg_set(e, rc, "kafka output %s: %s", o->kafka.topic, ke.text);
+        } else {
+            (*loads)++;
+            log_debug("model %s, partition %s: %" PRIu64 " rows to kafka %s", m->name,
+                      key, n, o->kafka.topic);
+        }
+    }
+    if (wrote)
+        unlink(path);
     buf_release(&q);
     return rc;
 }
@@ -994,6 +1069,8 @@ int model_run_partition(const struct weir_config *cfg, const struct config_model
         have_file = 1;
     }
     run_rc = load_outputs(m, db, csv, start_ns, end, &cols, &res->loads, &re);
+    if (run_rc == 0)
+        run_rc = kafka_outputs(m, db, csv, key, &res->loads, &re);
 
 record:
     memset(&st, 0, sizeof st);

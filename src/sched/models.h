@@ -2,7 +2,7 @@
  * models.h - SQL models: one partition of a model computed by DuckDB from
  * its inputs (pipelines or other models, as views limited to the
  * partition) and the config's dimension tables, then loaded into each of
- * its outputs (the lake, PostgreSQL, MySQL), idempotently; and each
+ * its outputs (the lake, PostgreSQL, MySQL, a Parquet folder), idempotently; and each
  * partition's run state, kept in data_dir. docs/models.md is the user's
  * guide; the scheduler (sched/scheduler.h) and `weir run` call this.
  *
@@ -23,7 +23,9 @@
  *   3. lake output: the result as one Parquet file (also when empty, so
  *      the columns are known), placed under parquet/<partition>/;
  *   4. postgres / mysql outputs: the result as weir CSV, sink_load_partition
- *      (one transaction that replaces the partition);
+ *      (one transaction that replaces the partition); parquet outputs: the
+ *      result replaces <path>/<partition>/<model>.parquet atomically
+ *      (sinks/parquet_out.h);
  *   5. one table-log commit: add the new file, remove the partition's
  *      previous files, set the run state (ok, or failed with the error,
  *      attempts and the time of the next try).

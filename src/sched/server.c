@@ -10,6 +10,7 @@
  */
 #include "sched/server.h"
 #include "core/buf.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "core/wtime.h"
@@ -20,10 +21,12 @@
 #include "obs/http.h"
 #include "obs/metrics.h"
 #include "schema/schema.h"
+#include "sinks/kafka_out.h"
 #include "sources/kafka.h"
 #include "sources/tcp.h"
 #include "sched/scheduler.h"
 #include "store/compact.h"
+#include "store/lake.h"
 #include "store/land.h"
 #include "store/quarantine.h"
 #include "store/recover.h"
@@ -84,6 +87,7 @@ struct server {
     struct scheduler *sched;     /* runs models when their inputs are ready */
     int64_t last_closed;         /* start of the last partition seen closed */
     uint64_t last_sealed;        /* raw segments sealed, over all landers */
+    struct kafka_sink **sinks;   /* per pipeline; NULL: no sink */
 };
 
 /* ---- worker ------------------------------------------------------------- */
@@ -230,6 +234,21 @@ static int64_t main_hour_check(struct loop *l, uint64_t id, void *data)
 
 /* ---- snapshot and HTTP -------------------------------------------------- */
 
+/* A Kafka pipeline's consumer counters and lag (one consumer per pipeline;
+ * a lag array that cannot be made is left out, the counters are not). */
+static void kafka_part(struct pipeline_snapshot *ps, const struct source *src)
+{
+    struct kafka_lag none;
+    ps->kafka = 1;
+    kafka_source_counts(src, &ps->ks);
+    size_t n = kafka_source_lag(src, &none, 0);
+    free(ps->lag);
+    ps->lag = n ? calloc(n, sizeof *ps->lag) : NULL;
+    ps->nlag = ps->lag ? kafka_source_lag(src, ps->lag, n) : 0;
+    if (ps->nlag > n)
+        ps->nlag = n; /* a rebalance in between: the first n */
+}
+
 static int snapshot(struct server *s, struct server_snapshot *snap)
 {
     const struct weir_config *cfg = s->cfg;
@@ -266,10 +285,44 @@ static int snapshot(struct server *s, struct server_snapshot *snap)
                 ps->tls_failures += ss.tls_failures;
                 ps->tls_timeouts += ss.tls_timeouts;
                 ps->idle_closed += ss.idle_closed;
+                if (cfg->pipelines[i].source.kind == CONFIG_SOURCE_KAFKA)
+                    kafka_part(ps, wp->src);
             }
+        }
+        if (s->sinks && s->sinks[i]) {
+            ps->has_sink = 1;
+            kafka_sink_counts(s->sinks[i], &ps->sink);
         }
     }
     return 0;
+}
+
+/* The Kafka consumers' table of the status page (none: nothing). */
+static int kafka_page(const struct server_snapshot *snap, struct buf *out)
+{
+    int rc = 0, head = 0;
+    for (size_t i = 0; i < snap->npipelines && rc == 0; i++) {
+        const struct pipeline_snapshot *p = &snap->pipelines[i];
+        if (!p->kafka)
+            continue;
+        if (!head++)
+            rc = buf_puts(out, "<h2>Kafka</h2><table><tr><th>pipeline<th>messages"
+                               "<th>bytes<th>batches<th>duplicates skipped<th>commits"
+                               "<th>commit errors<th>partitions<th>lag</tr>");
+        long long lag = 0;
+        for (size_t j = 0; j < p->nlag; j++)
+            lag += p->lag[j].lag > 0 ? p->lag[j].lag : 0;
+        rc = rc ? rc : buf_appendf(out, "<tr><td>%s<td>%llu<td>%llu<td>%llu<td>%llu"
+                                        "<td>%llu<td>%llu<td>%llu<td>%lld</tr>",
+                                   p->name, (unsigned long long)p->ks.messages,
+                                   (unsigned long long)p->ks.bytes,
+                                   (unsigned long long)p->ks.batches,
+                                   (unsigned long long)p->ks.duplicates_skipped,
+                                   (unsigned long long)p->ks.commits,
+                                   (unsigned long long)p->ks.commit_errors,
+                                   (unsigned long long)p->ks.assigned, lag);
+    }
+    return rc || !head ? rc : buf_puts(out, "</table>\n");
 }
 
 static int status_page(const struct server_snapshot *snap, struct buf *out)
@@ -295,7 +348,8 @@ static int status_page(const struct server_snapshot *snap, struct buf *out)
                          (unsigned long long)p->land.pending,
                          (double)p->backpressure_ns / 1e9);
     }
-    return rc ? rc : buf_puts(out, "</table>\n");
+    rc = rc ? rc : buf_puts(out, "</table>\n");
+    return rc ? rc : kafka_page(snap, out);
 }
 
 static int http_handler(void *ctx, const char *path, struct buf *body,
@@ -328,6 +382,7 @@ static int http_handler(void *ctx, const char *path, struct buf *body,
         *ctype = "text/html; charset=utf-8";
         rc = status_page(&snap, body);
     }
+    metrics_snapshot_release(&snap);
     free(snap.pipelines);
     return rc ? 500 : 200;
 }
@@ -376,25 +431,21 @@ static int load_schemas(struct server *s, struct weir_errmsg *e)
         if (p->source.kind == CONFIG_SOURCE_TCP && p->source.tls.cert) {
             char what[CONFIG_NAME_MAX + 32];
             snprintf(what, sizeof what, "pipeline %s: source.tls", p->name);
-            int rc = tls_ctx_new_server(p->source.tls.cert, p->source.tls.key,
-                                        p->source.tls.ca, what, &s->tls[i], e);
-            if (rc)
-                return rc;
+            int trc = tls_ctx_new_server(p->source.tls.cert, p->source.tls.key,
+                                         p->source.tls.ca, what, &s->tls[i], e);
+            if (trc)
+                return trc;
         }
-        struct schema_opts so = {
-            .lax = p->lax,
-            .format_assert = p->format_assert,
-            .int64_integers = 1, /* the lake stores BIGINT (schema.h) */
-            .max_depth = (uint32_t)cfg->limits.max_depth,
-            .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
-        };
-        struct weir_errmsg se = {0};
-        s->schemas[i] = p->schema
-            ? schema_load_file(p->schema, &so, &se)
-            : schema_compile(CONFIG_DEFAULT_SCHEMA, strlen(CONFIG_DEFAULT_SCHEMA), NULL,
-                             &so, &se);
-        if (!s->schemas[i])
-            return errmsg_set(e, WEIR_ESCHEMA, "pipeline %s: %s", p->name, se.text);
+        /* The same schema compaction and queries type the lake from. */
+        if (!(s->schemas[i] = lake_load_schema(cfg, p, e)))
+            return e->code ? e->code : WEIR_ESCHEMA;
+        /* The lake's columns refuse a schema that clashes with them (a
+         * Kafka pipeline's metadata names): at start, not at compaction. */
+        struct lake_table *t = NULL;
+        int rc = lake_table_new(cfg, p, s->schemas[i], &t, e);
+        lake_table_free(t);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -520,6 +571,38 @@ static int start_workers(struct server *s, struct weir_errmsg *e)
     return 0;
 }
 
+/* A Kafka sink per pipeline that has one, reading what the workers'
+ * writers make durable (sinks/kafka_out.h). */
+static int start_sinks(struct server *s, struct weir_errmsg *e)
+{
+    const struct weir_config *cfg = s->cfg;
+    struct seg_writer **w = calloc(s->nworkers, sizeof *w);
+    int rc = 0;
+    if (!w)
+        return errmsg_set(e, WEIR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < cfg->npipelines && rc == 0; i++) {
+        const struct config_pipeline *p = &cfg->pipelines[i];
+        if (!p->sink_kafka)
+            continue;
+        for (unsigned k = 0; k < s->nworkers; k++)
+            w[k] = land_raw_writer(s->workers[k].pipes[i].land);
+        rc = kafka_sink_start(cfg, p, w, s->nworkers, &s->sinks[i], e);
+        if (rc == 0)
+            log_info("%s: producing landed records to Kafka %s topic %s", p->name,
+                     p->sink_kafka->brokers, p->sink_kafka->topic);
+    }
+    free(w);
+    return rc;
+}
+
+static void stop_sinks(struct server *s)
+{
+    for (size_t i = 0; s->sinks && i < s->cfg->npipelines; i++) {
+        kafka_sink_stop(s->sinks[i], (int64_t)WEIR_KSINK_STOP_WAIT_S * WTIME_NS_PER_S);
+        s->sinks[i] = NULL;
+    }
+}
+
 static int start_http(struct server *s, struct weir_errmsg *e)
 {
     const struct weir_config *cfg = s->cfg;
@@ -564,6 +647,7 @@ static void log_final(struct server *s)
                  (unsigned long long)p->conns_accepted,
                  (double)p->backpressure_ns / 1e9);
     }
+    metrics_snapshot_release(&snap);
     free(snap.pipelines);
 }
 
@@ -599,6 +683,7 @@ static void server_release(struct server *s)
         for (size_t i = 0; i < np; i++)
             free(s->source_text[i]);
     free(s->source_text);
+    free(s->sinks);
     loop_free(s->main);
     if (s->sigfd >= 0)
         close(s->sigfd);
@@ -628,7 +713,8 @@ int server_run(const struct weir_config *cfg)
     s.schemas = calloc(cfg->npipelines, sizeof *s.schemas);
     s.source_text = calloc(cfg->npipelines, sizeof *s.source_text);
     s.tls = calloc(cfg->npipelines, sizeof *s.tls);
-    if (!s.schemas || !s.source_text || !s.tls) {
+    s.sinks = calloc(cfg->npipelines, sizeof *s.sinks);
+    if (!s.schemas || !s.source_text || !s.tls || !s.sinks) {
         errmsg_set(&e, WEIR_ENOMEM, "out of memory");
         exit_code = 3;
         goto done;
@@ -657,7 +743,8 @@ int server_run(const struct weir_config *cfg)
         exit_code = 3;
         goto done;
     }
-    if ((rc = start_http(&s, &e)) != 0 || (rc = start_workers(&s, &e)) != 0) {
+    if ((rc = start_http(&s, &e)) != 0 || (rc = start_workers(&s, &e)) != 0 ||
+        (rc = start_sinks(&s, &e)) != 0) {
         exit_code = rc == WEIR_ENOMEM ? 3 : 2;
         /* Workers already running must be stopped before we free them. */
         for (unsigned k = 0; s.workers && k < s.nworkers; k++)
@@ -677,6 +764,9 @@ int server_run(const struct weir_config *cfg)
         if (s.workers[k].rc)
             exit_code = 3;
     }
+    /* After the workers: everything landed is sealed and durable, so the
+     * sinks can deliver all of it before they stop. */
+    stop_sinks(&s);
     /* The batch side stops after the workers: a compaction or model run in
      * progress is interrupted and left to the next start (both are
      * idempotent, docs/lake.md and docs/models.md). */
@@ -689,6 +779,7 @@ int server_run(const struct weir_config *cfg)
 done:
     if (exit_code && e.text[0])
         log_error("%s", e.text);
+    stop_sinks(&s);
     sched_stop(s.sched);
     compactor_stop(s.compactor);
     server_release(&s);

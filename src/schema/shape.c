@@ -492,6 +492,25 @@ const char *shape_kind_name(enum shape_kind k)
     }
 }
 
+int shape_add_field(struct shape *obj, const char *name, enum shape_kind kind)
+{
+    if (obj->kind != SHAPE_OBJECT)
+        return WEIR_EINVAL;
+    struct shape *v = realloc(obj->fields, (obj->nfields + 1) * sizeof *v);
+    if (!v)
+        return WEIR_ENOMEM;
+    obj->fields = v;
+    struct shape *f = &v[obj->nfields];
+    memset(f, 0, sizeof *f);
+    if (!(f->name = strdup(name)))
+        return WEIR_ENOMEM;
+    f->name_len = strlen(name);
+    f->kind = kind;
+    f->nullable = 1;
+    obj->nfields++;
+    return 0;
+}
+
 const struct shape *shape_field(const struct shape *sh, const char *name,
                                 size_t len)
 {

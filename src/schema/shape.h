@@ -75,6 +75,11 @@ struct shape {
 int shape_of_schema(const struct schema *s, struct shape **out,
                     struct weir_errmsg *e);
 
+/* Add a nullable, not required field called name (copied) of a scalar
+ * kind to an OBJECT shape, after its fields: a column that a source adds
+ * to every record (store/kmeta.h). The shape's field pointers move. */
+int shape_add_field(struct shape *obj, const char *name, enum shape_kind kind);
+
 /* Free a shape tree (NULL-safe). */
 void shape_free(struct shape *sh);
 

@@ -26,6 +26,9 @@
 #include "core/log.h"
 #include "core/wtime.h"
 #include "schema/json.h"
+#include "schema/protobuf.h"
+#include "store/lake.h"
+#include "store/kmeta.h"
 #include "store/offsets.h"
 
 #include <assert.h>
@@ -90,6 +93,8 @@ struct kpart {
     int64_t committed;        /* last next offset committed; -1: none */
     char prefix[OFFSETS_TOPIC_MAX + 16]; /* "topic/partition@" */
     size_t prefix_len;
+    char meta[KMETA_PREFIX_MAX]; /* its records' first metadata members */
+    size_t meta_len;
 };
 
 struct kstats {
@@ -134,7 +139,18 @@ struct kafka_source {
 
     struct json_doc doc;      /* checks payloads that hold newlines */
     struct buf scratch;
+    struct protobuf *pb;      /* format protobuf: the message type, ... */
+    struct protobuf_decoder *pbd;
+    struct buf pbjson;        /* ... and the JSON of the payload */
+    const struct kpart *cur_kp;       /* the message being landed */
+    const rd_kafka_message_t *cur_m;
     char peer[PEER_MAX];
+
+    /* Lag of the owned partitions, made on the loop, read by /metrics. */
+    pthread_mutex_t lag_mu;
+    struct kafka_lag *lag;
+    size_t nlag, caplag;
+    int64_t lag_ns;           /* mono ns of the last refresh */
 
     pthread_mutex_t log_mu;   /* librdkafka logs from its own threads */
     char last_log[256];
@@ -144,6 +160,12 @@ struct kafka_source {
 };
 
 #define INC(k, f, n) atomic_fetch_add_explicit(&(k)->st.f, (n), memory_order_relaxed)
+/* The same for the counters only handle() writes, on the loop's thread:
+ * no locked add per message (store/land.c says why). */
+#define BUMP(k, f, n)                                                              \
+    atomic_store_explicit(&(k)->st.f,                                              \
+                          atomic_load_explicit(&(k)->st.f, memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
 
 static void pump(struct kafka_source *k);
 static void poison(struct kafka_source *k, const char *why);
@@ -192,6 +214,8 @@ static struct kpart *part_get(struct kafka_source *k, const char *topic, int32_t
     kp->committed = -1;
     int n = snprintf(kp->prefix, sizeof kp->prefix, "%s/%" PRId32 "@", t, partition);
     kp->prefix_len = n > 0 && (size_t)n < sizeof kp->prefix ? (size_t)n : 0;
+    kp->meta_len = kmeta_prefix(kp->meta, sizeof kp->meta, t, partition);
+    assert(kp->meta_len > 0); /* a config topic is at most 249 characters */
     return kp;
 }
 
@@ -441,6 +465,43 @@ static const char *record_of(struct kafka_source *k, const char *p, size_t *len)
     return k->scratch.data;
 }
 
+/* land_meta's callbacks, for the message being landed (cur_kp, cur_m). */
+static int meta_members(void *ctx, struct buf *b)
+{
+    struct kafka_source *k = ctx;
+    const rd_kafka_message_t *m = k->cur_m;
+    rd_kafka_timestamp_type_t tt;
+    return kmeta_format(b, k->cur_kp->meta, k->cur_kp->meta_len, m->offset, m->key,
+                        m->key_len, rd_kafka_message_timestamp(m, &tt));
+}
+
+static const char *meta_peer(void *ctx)
+{
+    struct kafka_source *k = ctx;
+    return peer_of(k, k->cur_kp, k->cur_m);
+}
+
+/*
+ * A Protobuf payload: decoded into JSON and landed like a JSON payload; if
+ * it does not decode, or its JSON is quarantined, quarantine keeps the
+ * payload's exact bytes (base64) with the error.
+ */
+static void land_protobuf(struct kafka_source *k, const char *p, size_t n,
+                          const struct land_meta *lm, int64_t now)
+{
+    struct weir_errmsg e;
+    if (protobuf_decode(k->pbd, p, n, &k->pbjson, &e) != 0) {
+        /* The error names the message type, the field and the byte; the
+         * path is the root, as for a payload that is not JSON. requeue
+         * (store/requeue.c) gives the same verdict. */
+        land_reject(k->lander, QUAR_INVALID, "", e.text, p, n, LAND_BINARY,
+                    lm->peer(lm->ctx), now);
+        return;
+    }
+    land_quarantine_bytes(k->lander, p, n);
+    land_record_meta(k->lander, k->pbjson.data, k->pbjson.len, 0, NULL, now, lm);
+}
+
 static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
 {
     if (m->err) {
@@ -457,14 +518,27 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
         INC(k, duplicates_skipped, 1);
         return;
     }
-    const char *peer = peer_of(k, kp, m);
     size_t len = m->len;
     const char *payload = m->payload ? m->payload : "";
-    if (len > k->max_record) {
-        land_record(k->lander, payload, k->max_record, LAND_TRUNCATED, peer, now);
+    /* The key is stored with the record: one longer than max_record makes
+     * the message too large, as a payload past it does. */
+    if (len > k->max_record || (m->key && m->key_len > k->max_record)) {
+        if (len > k->max_record)
+            len = k->max_record;
+        land_record(k->lander, payload, len, LAND_TRUNCATED | (k->pb ? LAND_BINARY : 0),
+                    peer_of(k, kp, m), now);
     } else {
-        const char *rec = record_of(k, payload, &len);
-        land_record(k->lander, rec, len, 0, peer, now);
+        /* Members and peer are made only when the lander asks: the peer
+         * only for a quarantined record, the members only for a valid one. */
+        k->cur_kp = kp;
+        k->cur_m = m;
+        struct land_meta lm = {meta_members, meta_peer, k, kmeta_names};
+        if (k->pb) {
+            land_protobuf(k, payload, len, &lm, now);
+        } else {
+            const char *rec = record_of(k, payload, &len);
+            land_record_meta(k->lander, rec, len, 0, NULL, now, &lm);
+        }
     }
     kp->next = m->offset + 1;
     if (!k->batch_open) {
@@ -473,8 +547,8 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
     }
     k->batch_records++;
     k->batch_bytes += m->len;
-    INC(k, messages, 1);
-    INC(k, bytes, m->len);
+    BUMP(k, messages, 1);
+    BUMP(k, bytes, m->len);
 }
 
 /* ---- rebalances --------------------------------------------------------- */
@@ -774,10 +848,53 @@ static void on_ready(struct loop *l, int fd, void *data, int mask)
     pump(k);
 }
 
+/* The lag of every owned partition, from the watermarks librdkafka keeps
+ * (the high one is updated by each fetch response, also an empty one; the
+ * low one only with statistics.interval.ms: used before the first
+ * message of a partition, when it is where reading starts). */
+static void refresh_lag(struct kafka_source *k)
+{
+    int64_t now = wtime_mono_ns();
+    if (now - k->lag_ns < KAFKA_LAG_REFRESH_MS * WTIME_NS_PER_MS)
+        return;
+    k->lag_ns = now;
+    pthread_mutex_lock(&k->lag_mu);
+    if (k->caplag < k->nparts) {
+        struct kafka_lag *v = realloc(k->lag, k->nparts * sizeof *v);
+        if (v) {
+            k->lag = v;
+            k->caplag = k->nparts;
+        }
+    }
+    k->nlag = 0;
+    for (size_t i = 0; i < k->nparts && k->nlag < k->caplag; i++) {
+        const struct kpart *kp = &k->parts[i];
+        if (!kp->owned)
+            continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(k->rk, kp->topic, kp->partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            lo = hi = -1;
+        struct kafka_lag *g = &k->lag[k->nlag++];
+        g->topic = kp->topic;
+        g->partition = kp->partition;
+        g->next = kp->next >= 0 ? kp->next : -1;
+        g->high = hi >= 0 ? hi : -1;
+        g->lag = -1;
+        if (hi >= 0 && kp->next >= 0)
+            g->lag = hi > kp->next ? hi - kp->next : 0;
+        else if (hi >= 0 && lo >= 0)
+            g->lag = hi - lo;
+    }
+    pthread_mutex_unlock(&k->lag_mu);
+}
+
 static int64_t on_tick(struct loop *l, uint64_t id, void *data)
 {
     struct kafka_source *k = data;
     pump(k);
+    if (!k->closed)
+        refresh_lag(k);
     return k->closed ? LOOP_TIMER_DONE : TICK_MS;
 }
 
@@ -851,6 +968,17 @@ void kafka_source_counts(const struct source *s, struct kafka_stats *out)
 #undef LD
 }
 
+size_t kafka_source_lag(const struct source *s, struct kafka_lag *out, size_t max)
+{
+    struct kafka_source *k = (struct kafka_source *)s;
+    pthread_mutex_lock(&k->lag_mu);
+    size_t n = k->nlag;
+    if (max)
+        memcpy(out, k->lag, (n < max ? n : max) * sizeof *out);
+    pthread_mutex_unlock(&k->lag_mu);
+    return n;
+}
+
 static void k_free(struct source *s)
 {
     struct kafka_source *k = (struct kafka_source *)s;
@@ -878,7 +1006,12 @@ static void k_free(struct source *s)
     offsets_release(&k->ck);
     json_doc_release(&k->doc);
     buf_release(&k->scratch);
+    protobuf_decoder_free(k->pbd);
+    protobuf_free(k->pb);
+    buf_release(&k->pbjson);
     pthread_mutex_destroy(&k->log_mu);
+    pthread_mutex_destroy(&k->lag_mu);
+    free(k->lag);
     free(k);
 }
 
@@ -1000,8 +1133,12 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
     k->pipe_rd = k->pipe_wr = -1;
     k->max_record = p->max_record ? p->max_record : cfg->limits.max_record;
     pthread_mutex_init(&k->log_mu, NULL);
+    pthread_mutex_init(&k->lag_mu, NULL);
     json_doc_init(&k->doc, (uint32_t)cfg->limits.max_depth);
     buf_init(&k->scratch, k->max_record + 1);
+    /* Decoded JSON longer than max_record is refused as the validator
+     * would refuse it. */
+    buf_init(&k->pbjson, k->max_record);
     offsets_init(&k->ck, thread);
 #ifdef WEIR_TESTING
     k->no_commit = getenv("WEIR_TEST_KAFKA_NO_COMMIT") != NULL;
@@ -1009,7 +1146,18 @@ int kafka_source_new(struct loop *l, const struct weir_config *cfg,
     /* The first checkpoint of this run: the positions of the last one and
      * the seq this run's writers start at, so that what recovery wrote
      * before now is never taken for a batch of this run. */
-    int rc = offsets_load(cfg->data_dir, p->name, cfg->node, thread, &k->ck, e);
+    int rc = lake_load_protobuf(cfg, p, &k->pb, e);
+    if (rc)
+        goto fail;
+    if (k->pb && !(k->pbd = protobuf_decoder_new(k->pb))) {
+        rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (k->pb)
+        log_info("%s: kafka: payloads are Protobuf %s messages (%s)%s", p->name,
+                 protobuf_message_name(k->pb), p->source.kafka.descriptor_set,
+                 p->schema ? "" : ", validated with the schema derived from it");
+    rc = offsets_load(cfg->data_dir, p->name, cfg->node, thread, &k->ck, e);
     if (rc && rc != WEIR_ENOTFOUND)
         goto fail;
     if ((rc = land_sync(lander)) != 0) {

@@ -31,7 +31,11 @@
  *
  * Each message is one record (payload = the JSON text; a payload with
  * CR/LF between its tokens is landed with spaces there, its value
- * unchanged). The record's peer, shown in quarantine, is
+ * unchanged). With format protobuf the payload is a binary message of
+ * source.kafka.message, decoded into JSON (schema/protobuf.h) and landed
+ * the same way; quarantine keeps the payload's exact bytes whether it did
+ * not decode or its JSON did not validate. The record's peer, shown in
+ * quarantine, is
  * "TOPIC/PARTITION@OFFSET ts=MS key=KEY" (key_b64= when the key is not
  * printable ASCII; ts and key when the message has them).
  */
@@ -83,5 +87,25 @@ struct kafka_stats {
 
 /* s must be a Kafka source. */
 void kafka_source_counts(const struct source *s, struct kafka_stats *out);
+
+/* The consumer lag of one partition owned now. */
+struct kafka_lag {
+    const char *topic;           /* the config's string (lives as long as it) */
+    int32_t partition;
+    int64_t next;                /* next offset to land; -1: not known yet */
+    int64_t high;                /* high watermark as last fetched; -1: not yet */
+    int64_t lag;                 /* high - next (or high - low before the first
+                                    message); -1: not known */
+};
+
+/*
+ * Copy the lag of the partitions s owns into out[0..max) (any thread) and
+ * return how many there are (may be more than max, as snprintf). Made by
+ * the source's own thread every KAFKA_LAG_REFRESH_MS from the watermarks
+ * librdkafka keeps from its fetches (no request to a broker), so it is at
+ * most that old.
+ */
+#define KAFKA_LAG_REFRESH_MS 500
+size_t kafka_source_lag(const struct source *s, struct kafka_lag *out, size_t max);
 
 #endif

@@ -4,6 +4,7 @@
  * docs/lake.md for users.
  */
 #include "store/compact.h"
+#include "store/cursor.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -596,8 +597,16 @@ static int plan(struct run *r, const struct tl_snapshot *s, struct seg_list *seg
     struct offsets_settle settle;
     if ((rc = offsets_settle_load(data_dir, r->p->name, &settle, e)))
         return rc;
+    /* A pipeline with a sink: a segment is absorbed only once its sink
+     * delivered all of it (store/cursor.h); an outage delays compaction. */
+    struct sink_cursor sunk = {0};
+    if (r->p->sink_kafka && (rc = cursor_load_all(data_dir, r->p->name, &sunk, e))) {
+        offsets_settle_release(&settle);
+        return rc;
+    }
     if ((rc = seg_list(data_dir, r->p->name, "raw", segs, e))) {
         offsets_settle_release(&settle);
+        cursor_release(&sunk);
         return rc;
     }
     /* Keep the entries to compact, in place (the list stays sorted by
@@ -606,7 +615,8 @@ static int plan(struct run *r, const struct tl_snapshot *s, struct seg_list *seg
         struct seg_entry *x = &segs->v[i];
         int closed = part_end(x->part_start, x->grain) + grace <= now;
         if (x->active || x->grain != r->t->grain || tl_snapshot_absorbed(s, x->name) ||
-            (!r->o->all && !closed) || !offsets_settled(&settle, x->name, x->size)) {
+            (!r->o->all && !closed) || !offsets_settled(&settle, x->name, x->size) ||
+            (r->p->sink_kafka && !cursor_delivered(&sunk, x->name, x->size))) {
             free(x->path);
             continue;
         }
@@ -614,6 +624,7 @@ static int plan(struct run *r, const struct tl_snapshot *s, struct seg_list *seg
     }
     segs->n = keep;
     offsets_settle_release(&settle);
+    cursor_release(&sunk);
     size_t *g = calloc(keep + 1, sizeof *g);
     if (!g)
         return errmsg_set(e, WEIR_ENOMEM, "out of memory");
@@ -625,6 +636,100 @@ static int plan(struct run *r, const struct tl_snapshot *s, struct seg_list *seg
     *starts = g;
     *ngroups = n;
     return 0;
+}
+
+/* ---- backoff of failing partitions ------------------------------------------ */
+
+struct backoff_entry {
+    char pipeline[CONFIG_NAME_MAX + 1];
+    char key[PART_KEY_MAX];
+    uint64_t fingerprint;      /* of the segments that failed */
+    unsigned failures;
+    int64_t next_ns;           /* may be tried again from then */
+};
+
+struct compact_backoff {
+    struct backoff_entry *v;
+    size_t n, cap;
+};
+
+struct compact_backoff *compact_backoff_new(void)
+{
+    return calloc(1, sizeof(struct compact_backoff));
+}
+
+void compact_backoff_free(struct compact_backoff *b)
+{
+    if (b)
+        free(b->v);
+    free(b);
+}
+
+static struct backoff_entry *backoff_find(const struct compact_backoff *b,
+                                          const char *pipeline, const char *key)
+{
+    for (size_t i = 0; b && i < b->n; i++)
+        if (strcmp(b->v[i].pipeline, pipeline) == 0 && strcmp(b->v[i].key, key) == 0)
+            return &b->v[i];
+    return NULL;
+}
+
+int compact_backoff_wait(const struct compact_backoff *b, const char *pipeline,
+                         const char *key, uint64_t fingerprint, int64_t now_ns)
+{
+    const struct backoff_entry *x = backoff_find(b, pipeline, key);
+    return x && x->fingerprint == fingerprint && now_ns < x->next_ns;
+}
+
+int compact_backoff_failed(struct compact_backoff *b, const char *pipeline,
+                           const char *key, uint64_t fingerprint, int64_t now_ns)
+{
+    struct backoff_entry *x = backoff_find(b, pipeline, key);
+    if (!x) {
+        if (b->n == b->cap) {
+            size_t nc = b->cap ? b->cap * 2 : 8;
+            struct backoff_entry *v = realloc(b->v, nc * sizeof *v);
+            if (!v)
+                return WEIR_ENOMEM;
+            b->v = v;
+            b->cap = nc;
+        }
+        x = &b->v[b->n++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->pipeline, sizeof x->pipeline, "%s", pipeline);
+        snprintf(x->key, sizeof x->key, "%s", key);
+    }
+    if (x->fingerprint != fingerprint)
+        x->failures = 0; /* other data: start the delays again */
+    x->fingerprint = fingerprint;
+    int64_t delay = (int64_t)WEIR_COMPACT_BACKOFF_MIN_S * WTIME_NS_PER_S;
+    for (unsigned i = 0; i < x->failures && delay < WEIR_COMPACT_BACKOFF_MAX_S * WTIME_NS_PER_S; i++)
+        delay *= 2;
+    if (delay > WEIR_COMPACT_BACKOFF_MAX_S * WTIME_NS_PER_S)
+        delay = WEIR_COMPACT_BACKOFF_MAX_S * WTIME_NS_PER_S;
+    x->failures++;
+    x->next_ns = now_ns + delay;
+    return 0;
+}
+
+void compact_backoff_done(struct compact_backoff *b, const char *pipeline, const char *key)
+{
+    struct backoff_entry *x = backoff_find(b, pipeline, key);
+    if (x)
+        *x = b->v[--b->n];
+}
+
+/* What changes when a partition's segments do: their names' count and
+ * total size, mixed. */
+static uint64_t segs_fingerprint(const struct seg_entry *v, size_t n)
+{
+    uint64_t h = 1469598103934665603ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ v[i].size) * 1099511628211ull;
+        for (const char *c = v[i].name; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    }
+    return h;
 }
 
 int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline *p,
@@ -666,7 +771,14 @@ int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline
             show_progress(&r, "compact", done, total, st->bytes_in, 0);
             char key[PART_KEY_MAX];
             part_key_format(segs.v[g[k]].part_start, segs.v[g[k]].grain, key, sizeof key);
+            uint64_t fp = segs_fingerprint(&segs.v[g[k]], g[k + 1] - g[k]);
+            if (o->backoff && compact_backoff_wait(o->backoff, p->name, key, fp, wtime_now_ns())) {
+                st->partitions_deferred++;
+                continue; /* its failure stays on record */
+            }
             rc = compact_partition(&r, s.version, &segs.v[g[k]], g[k + 1] - g[k], st, e);
+            if (o->backoff && rc == 0)
+                compact_backoff_done(o->backoff, p->name, key);
             if (rc != WEIR_ECONFLICT && !stopped(o)) {
                 if (nattempted == capattempted) {
                     size_t nc = capattempted ? capattempted * 2 : 16;
@@ -705,6 +817,8 @@ int compact_pipeline(const struct weir_config *cfg, const struct config_pipeline
                 snprintf(failed[nfailed].reason, sizeof failed[nfailed].reason, "%s", why);
                 nfailed++;
                 st->partitions_failed++;
+                if (o->backoff)
+                    compact_backoff_failed(o->backoff, p->name, key, fp, wtime_now_ns());
                 log_error("%s (its segments stay raw until fixed; the other partitions "
                           "go on)", e->text);
                 if (!first_failure.text[0])
@@ -908,10 +1022,17 @@ static int expire_segments(struct run *r, const char *kind, int64_t cutoff,
                            struct weir_errmsg *e)
 {
     struct seg_list l = {0};
-    int rc = seg_list(r->cfg->data_dir, r->p->name, kind, &l, e);
+    struct sink_cursor sunk = {0};
+    int sink = r->p->sink_kafka && strcmp(kind, "raw") == 0;
+    int rc = sink ? cursor_load_all(r->cfg->data_dir, r->p->name, &sunk, e) : 0;
+    if (rc == 0)
+        rc = seg_list(r->cfg->data_dir, r->p->name, kind, &l, e);
     for (size_t i = 0; i < l.n && !rc; i++) {
         const struct seg_entry *x = &l.v[i];
         if (x->active || part_end(x->part_start, x->grain) > cutoff)
+            continue;
+        /* Not delivered by the pipeline's sink yet: kept until it is. */
+        if (sink && !cursor_delivered(&sunk, x->name, x->size))
             continue;
         if (fsio_unlink(x->path) != 0) {
             if (errno != ENOENT)
@@ -923,6 +1044,7 @@ static int expire_segments(struct run *r, const char *kind, int64_t cutoff,
         *bytes += x->size;
     }
     seg_list_release(&l);
+    cursor_release(&sunk);
     return rc;
 }
 
@@ -1020,6 +1142,7 @@ struct compactor {
     int kicked;
     volatile int stop;
     struct sql_db *active;     /* under mu: the database to interrupt */
+    struct compact_backoff *backoff; /* the compactor thread's own */
 };
 
 static void on_db(void *ctx, struct sql_db *db)
@@ -1041,6 +1164,7 @@ static void compactor_round(struct compactor *c, int gc)
         .stop = &c->stop,
         .on_db = on_db,
         .on_db_ctx = c,
+        .backoff = c->backoff,
     };
     for (size_t i = 0; i < cfg->npipelines && !c->stop; i++) {
         const struct config_pipeline *p = &cfg->pipelines[i];
@@ -1099,12 +1223,17 @@ int compactor_start(const struct weir_config *cfg,
         return errmsg_set(e, WEIR_ENOMEM, "out of memory");
     c->cfg = cfg;
     c->schemas = schemas;
+    if (!(c->backoff = compact_backoff_new())) {
+        free(c);
+        return errmsg_set(e, WEIR_ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     int err = pthread_create(&c->thread, NULL, compactor_main, c);
     if (err) {
         pthread_mutex_destroy(&c->mu);
         pthread_cond_destroy(&c->cv);
+        compact_backoff_free(c->backoff);
         free(c);
         return errmsg_set(e, weir_from_errno(err), "cannot start the compactor: %s",
                           strerror(err));
@@ -1136,5 +1265,6 @@ void compactor_stop(struct compactor *c)
     pthread_join(c->thread, NULL);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    compact_backoff_free(c->backoff);
     free(c);
 }

@@ -66,7 +66,29 @@ struct compact_opts {
      * when it closes, so another thread can sql_interrupt it. */
     void (*on_db)(void *ctx, struct sql_db *db);
     void *on_db_ctx;
+    /* The background compactor's memory of partitions that failed: those
+     * waiting out their backoff are skipped (NULL: try every one). */
+    struct compact_backoff *backoff;
 };
+
+/*
+ * Partitions whose compaction failed on their data, each with the time it
+ * may be tried again: WEIR_COMPACT_BACKOFF_MIN_S after the first failure,
+ * doubling up to WEIR_COMPACT_BACKOFF_MAX_S, or at once when its segments
+ * change (their count or total size). One per compactor; not thread-safe.
+ */
+struct compact_backoff;
+struct compact_backoff *compact_backoff_new(void);
+void compact_backoff_free(struct compact_backoff *b);
+/* 1 when partition key of pipeline may not be tried at now_ns, given the
+ * fingerprint of its segments. */
+int compact_backoff_wait(const struct compact_backoff *b, const char *pipeline,
+                         const char *key, uint64_t fingerprint, int64_t now_ns);
+/* Record a failure (the delay doubles) or a success (forgotten). */
+int compact_backoff_failed(struct compact_backoff *b, const char *pipeline,
+                           const char *key, uint64_t fingerprint, int64_t now_ns);
+void compact_backoff_done(struct compact_backoff *b, const char *pipeline,
+                          const char *key);
 
 struct compact_stats {
     unsigned long partitions;      /* compacted (or optimized) */
@@ -74,6 +96,7 @@ struct compact_stats {
     unsigned long files_added;
     unsigned long files_removed;
     unsigned long segments;        /* absorbed */
+    unsigned long partitions_deferred; /* failed before, waiting out a backoff */
     unsigned long conflicts;       /* commits lost to another writer, redone */
     unsigned long partitions_failed; /* refused by DuckDB (compact_failure) */
     uint64_t rows;

@@ -30,9 +30,11 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/wtime.h"
+#include "schema/protobuf.h"
 #include "schema/schema.h"
 #include "schema/shape.h"
 #include "sql/sql.h"
+#include "store/kmeta.h"
 #include "store/segment.h"
 
 /* Largest SQL text the builders make (a view over 100,000 files is about
@@ -298,10 +300,12 @@ void lake_table_free(struct lake_table *t)
     free(t);
 }
 
-int lake_table_from_schema(const char *name, const char *dir,
-                           enum part_grain grain, const struct schema *s,
-                           const char *time_field, enum lake_time_unit unit,
-                           struct lake_table **out, struct weir_errmsg *e)
+/* The table; kafka: the pipeline reads Kafka, its records carry the
+ * metadata members (store/kmeta.h), which become columns of their own. */
+static int table_new(const char *name, const char *dir, enum part_grain grain,
+                     const struct schema *s, const char *time_field,
+                     enum lake_time_unit unit, int kafka, struct lake_table **out,
+                     struct weir_errmsg *e)
 {
     struct lake_table *t = calloc(1, sizeof *t);
     int rc = WEIR_ENOMEM;
@@ -317,6 +321,18 @@ int lake_table_from_schema(const char *name, const char *dir,
         goto fail;
     if ((rc = shape_of_schema(s, &t->shape, e)))
         goto fail;
+    if (kafka) {
+        const char *dup = kmeta_declared(t->shape);
+        if (dup) {
+            lake_table_free(t);
+            return errmsg_set(e, WEIR_ESCHEMA, "pipeline %s: the schema declares "
+                              "\"%s\", a member weir adds to every record of a Kafka "
+                              "pipeline (docs/kafka.md, \"Metadata columns\"): rename "
+                              "the property", name, dup);
+        }
+        if ((rc = kmeta_add_columns(t->shape)))
+            goto fail;
+    }
     if ((rc = build_columns(t)) || (rc = time_expr(t, time_field, unit)))
         goto fail;
     *out = t;
@@ -325,6 +341,14 @@ fail:
     lake_table_free(t);
     return errmsg_set(e, rc ? rc : WEIR_ENOMEM, "pipeline %s: cannot map the schema "
                       "to columns: %s", name, weir_strerror(rc ? rc : WEIR_ENOMEM));
+}
+
+int lake_table_from_schema(const char *name, const char *dir,
+                           enum part_grain grain, const struct schema *s,
+                           const char *time_field, enum lake_time_unit unit,
+                           struct lake_table **out, struct weir_errmsg *e)
+{
+    return table_new(name, dir, grain, s, time_field, unit, 0, out, e);
 }
 
 struct schema *lake_load_schema(const struct weir_config *cfg,
@@ -339,13 +363,38 @@ struct schema *lake_load_schema(const struct weir_config *cfg,
         .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
     };
     struct weir_errmsg se = {0};
-    struct schema *s = p->schema
-        ? schema_load_file(p->schema, &so, &se)
-        : schema_compile(CONFIG_DEFAULT_SCHEMA, strlen(CONFIG_DEFAULT_SCHEMA), NULL,
-                         &so, &se);
+    struct protobuf *pb = NULL;
+    struct schema *s = NULL;
+    if (p->schema) {
+        s = schema_load_file(p->schema, &so, &se);
+    } else if (lake_load_protobuf(cfg, p, &pb, e) != 0) {
+        return NULL;
+    } else if (pb) {
+        /* The columns are what the decoder writes (schema/protobuf.h). */
+        s = protobuf_schema(pb, &so, &se);
+        protobuf_free(pb);
+    } else {
+        s = schema_compile(CONFIG_DEFAULT_SCHEMA, strlen(CONFIG_DEFAULT_SCHEMA), NULL,
+                           &so, &se);
+    }
     if (!s)
         errmsg_set(e, WEIR_ESCHEMA, "pipeline %s: %s", p->name, se.text);
     return s;
+}
+
+int lake_load_protobuf(const struct weir_config *cfg, const struct config_pipeline *p,
+                       struct protobuf **out, struct weir_errmsg *e)
+{
+    *out = NULL;
+    if (p->source.kind != CONFIG_SOURCE_KAFKA ||
+        p->source.kafka.format != CONFIG_PAYLOAD_PROTOBUF)
+        return 0;
+    struct weir_errmsg pe = {0};
+    int rc = protobuf_load(p->source.kafka.descriptor_set, p->source.kafka.message,
+                           (uint32_t)cfg->limits.max_depth, out, &pe);
+    if (rc)
+        return errmsg_set(e, rc, "pipeline %s: source.kafka: %s", p->name, pe.text);
+    return 0;
 }
 
 int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *p,
@@ -364,10 +413,10 @@ int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *
     struct schema *loaded = given ? NULL : lake_load_schema(cfg, p, e);
     if (!given && !loaded)
         return WEIR_ESCHEMA;
-    int rc = lake_table_from_schema(p->name, dir,
-                                    p->partition == CONFIG_PARTITION_DAY ? PART_DAY : PART_HOUR,
-                                    given ? given : loaded, p->time_field,
-                                    units[p->time_unit], out, e);
+    int rc = table_new(p->name, dir,
+                       p->partition == CONFIG_PARTITION_DAY ? PART_DAY : PART_HOUR,
+                       given ? given : loaded, p->time_field, units[p->time_unit],
+                       p->source.kind == CONFIG_SOURCE_KAFKA, out, e);
     schema_free(loaded);
     if (rc == 0) {
         uint64_t mr = p->max_record ? p->max_record : cfg->limits.max_record;

@@ -16,6 +16,10 @@
  *     _extra, empty, or equal to another one but for case), as one JSON
  *     object; NULL when there are none. Absent when the schema's root has
  *     additionalProperties: false and every property is a column;
+ *   - for a Kafka pipeline, the metadata columns weir adds to its records
+ *     (_kafka_topic, _kafka_partition, ...: store/kmeta.h), after the
+ *     schema's; NULL when a record has no such member, never in _extra.
+ *     lake_table_new refuses (WEIR_ESCHEMA) a schema that declares one;
  *   - `date DATE` and, for hourly pipelines, `hour INTEGER`: the partition,
  *     from the Hive-style path (date=2025-09-02/hour=10), never stored in
  *     the Parquet files themselves.
@@ -96,7 +100,10 @@ struct lake_table {
  * from its schema file (or the schema-less default) loaded and compiled
  * with the pipeline's options; a server passes the schema it validates
  * with, so the lake never types records by a file edited since. The error
- * names the pipeline and the schema file.
+ * names the pipeline and the schema file. A Kafka pipeline's table has the
+ * metadata columns (store/kmeta.h); a schema that declares one of their
+ * names is refused here, which is how `weir check` and `weir serve`
+ * refuse it at start.
  */
 int lake_table_new(const struct weir_config *cfg, const struct config_pipeline *p,
                    const struct schema *s, struct lake_table **out,
@@ -201,10 +208,25 @@ int lake_query_dirs_clean(const char *dataset_dir, int64_t min_age_ns,
 /* Append paths as a SQL list of string literals: ['a', 'b']. */
 int lake_sql_path_list(struct buf *b, const char *const *paths, size_t n);
 
-/* Load and compile the schema of pipeline p (or the schema-less default)
- * with the pipeline's options. */
+/*
+ * Load and compile the schema of pipeline p with the pipeline's options:
+ * its `schema` file; else, for a Kafka source with format protobuf, the
+ * schema derived from its message type (protobuf_json_schema); else the
+ * schema-less default. The one place that says what a pipeline validates
+ * with: serve, compaction, query and requeue all call it.
+ */
 struct schema *lake_load_schema(const struct weir_config *cfg,
                                 const struct config_pipeline *p,
                                 struct weir_errmsg *e);
+
+/*
+ * The Protobuf message type of pipeline p (source.kafka.format protobuf:
+ * its descriptor_set and message, nesting bounded by limits.max_depth),
+ * for decoding its payloads; *out is NULL (and 0 returned) for any other
+ * pipeline. Free with protobuf_free.
+ */
+struct protobuf;
+int lake_load_protobuf(const struct weir_config *cfg, const struct config_pipeline *p,
+                       struct protobuf **out, struct weir_errmsg *e);
 
 #endif

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "schema/schema.h"
 #include "store/quarantine.h"
@@ -38,6 +39,8 @@
 /* Flags of land_record (the framer's FRAME_* values, net/framing.h). */
 #define LAND_TRUNCATED 0x1u /* rec is the first max_record bytes of a longer one */
 #define LAND_AT_EOF 0x2u    /* the stream ended after rec without a newline */
+#define LAND_BINARY 0x4u    /* rec is a binary payload (Protobuf): quarantine
+                               keeps it as raw_b64 even when it is UTF-8 */
 
 /* Counters of one lander; land_stats_add sums several. */
 struct land_stats {
@@ -88,6 +91,60 @@ void land_free(struct lander *l);
  */
 int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
                 const char *peer, int64_t now_ns);
+
+/*
+ * For sources that decode what arrives (Protobuf payloads): the bytes as
+ * they arrived, orig[0..len) (not copied: they must stay valid until the
+ * next land_record returns). The next land_record (or land_record_meta)
+ * validates the decoded record it is given, but if it quarantines it,
+ * quarantine keeps orig instead, as binary (LAND_BINARY), so that what a sender sent is what
+ * quarantine holds (path and error then refer to the decoded record).
+ * Applies to that one call only.
+ */
+void land_quarantine_bytes(struct lander *l, const void *orig, size_t len);
+
+/*
+ * Quarantine rec[0..len) with reason, path (a JSON pointer, may be NULL)
+ * and error, without validating it: for records a source could not decode
+ * (Protobuf). Counted like a record land_record quarantines. Same return
+ * contract as land_record.
+ */
+int land_reject(struct lander *l, enum quar_reason reason, const char *path,
+                const char *error, const void *rec, size_t len, unsigned flags,
+                const char *peer, int64_t now_ns);
+
+/*
+ * Members a source adds to each of its valid records (Kafka's metadata,
+ * store/kmeta.h), written on demand, so that a quarantined record costs
+ * nothing here. Spliced after validation, before the record object's
+ * closing brace, so a schema with additionalProperties: false still
+ * validates the record as sent.
+ */
+struct land_meta {
+    /* Append the members to b: `"name":value,...`, no braces, no leading
+     * comma. 0, or an error (the record is then quarantined as too_large:
+     * b's bound is the lander's). */
+    int (*members)(void *ctx, struct buf *b);
+    /* The record's peer, called only when the record is quarantined and
+     * land_record_meta's peer is NULL (building it for every record
+     * costs as much as the members); may be NULL. */
+    const char *(*peer)(void *ctx);
+    void *ctx;
+    const char *const *names;   /* the names members() writes, NULL-terminated */
+};
+
+/*
+ * land_record, then, for a valid record whose root is an object, add
+ * meta's members to what is stored (NULL meta: land_record). A record
+ * that already has a top-level member of one of meta->names is
+ * quarantined as invalid (its path names the member): both would be on
+ * the stored line. A record whose root is not an object gets no members.
+ * Quarantined records are stored as they came, without the members.
+ * Costs a copy of the record into a buffer kept by the lander (no
+ * allocation once it has grown) and a walk over its top-level keys.
+ */
+int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned flags,
+                     const char *peer, int64_t now_ns, const struct land_meta *meta);
 
 /*
  * 1 when the source should stop reading: the writers hold more than the

@@ -128,7 +128,7 @@ int quar_format(struct buf *out, const char *pipeline,
         rc = put_text(out, r->error);
     size_t before_raw = out->len;
     const char *raw = r->raw ? r->raw : "";
-    if (!rc && json_utf8_valid(raw, r->raw_len)) {
+    if (!rc && !r->binary && json_utf8_valid(raw, r->raw_len)) {
         rc = buf_puts(out, ",\"raw\":");
         if (!rc)
             rc = buf_put_json_string(out, raw, r->raw_len);

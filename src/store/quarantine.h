@@ -25,6 +25,7 @@
  *   error        string   always   a sentence for a person, or null
  *   raw          string   one of   the original bytes, when valid UTF-8
  *   raw_b64      string   the two  base64 of the original bytes otherwise
+ *                                  (always for binary payloads: Protobuf)
  *   truncated    true     if cut   the record was cut at max_record ...
  *   size         number   if cut   ... and this was its full size in bytes
  *                         and known (absent when the source cut the
@@ -68,6 +69,7 @@ struct quar_record {
     const char *error;
     const void *raw;
     size_t raw_len;
+    int binary;              /* raw is a binary payload: raw_b64 always */
     int truncated;           /* raw is the first raw_len bytes of ... */
     uint64_t size;           /* ... a record this long (0: unknown) */
 };

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ struct part {
     char key[PART_KEY_MAX];
     int fd;               /* -1: no file yet */
     char *path;           /* the active file's path, once opened */
+    uint64_t seq;         /* of the file, once opened */
     uint64_t file_len;
     size_t written;
     struct buf buf;
@@ -71,7 +73,32 @@ struct seg_writer {
     int dirty;
     uint64_t seq_next, seq_end;
     struct stats_atomic st;
+    /* The durable length of each open file, for readers in other threads
+     * (seg_durable_len): updated once per fsync (never: per write), so
+     * the lock is never on the per-record path. */
+    pthread_mutex_t pub_mu;
+    struct seg_mark *pub;    /* cfg.max_open_partitions slots */
+    unsigned npub;
 };
+
+/* Set (len != UINT64_MAX) or remove the published length of seq. */
+static void publish(struct seg_writer *w, uint64_t seq, uint64_t len)
+{
+    pthread_mutex_lock(&w->pub_mu);
+    unsigned i = 0;
+    while (i < w->npub && w->pub[i].seq != seq)
+        i++;
+    if (len == UINT64_MAX) {
+        if (i < w->npub)
+            w->pub[i] = w->pub[--w->npub];
+    } else if (i < w->npub) {
+        w->pub[i].len = len;
+    } else if (w->npub < w->cfg.max_open_partitions) {
+        w->pub[w->npub].seq = seq;
+        w->pub[w->npub++].len = len;
+    }
+    pthread_mutex_unlock(&w->pub_mu);
+}
 
 /* Single writer thread, readers elsewhere: relaxed load+store, no locked
  * instruction on the hot path. */
@@ -318,7 +345,9 @@ int seg_writer_new(const struct seg_config *cfg, struct seg_writer **out,
     w->kind = strdup(cfg->kind);
     w->node = strdup(cfg->node);
     w->parts = calloc(w->cfg.max_open_partitions, sizeof(*w->parts));
-    if (!w->data_dir || !w->pipeline || !w->kind || !w->node || !w->parts)
+    w->pub = calloc(w->cfg.max_open_partitions, sizeof(*w->pub));
+    pthread_mutex_init(&w->pub_mu, NULL);
+    if (!w->data_dir || !w->pipeline || !w->kind || !w->node || !w->parts || !w->pub)
         goto fail;
     w->cfg.data_dir = w->data_dir;
     w->cfg.pipeline = w->pipeline;
@@ -371,6 +400,8 @@ void seg_writer_free(struct seg_writer *w)
     for (unsigned i = 0; w->parts && i < w->nparts; i++)
         part_release(&w->parts[i]);
     free(w->parts);
+    free(w->pub);
+    pthread_mutex_destroy(&w->pub_mu);
     free(w->kind_dir);
     free(w->seq_path);
     free(w->data_dir);
@@ -411,6 +442,8 @@ static struct part *find_part(struct seg_writer *w, int64_t start)
 
 static void drop_part(struct seg_writer *w, struct part *p)
 {
+    if (p->path)
+        publish(w, p->seq, UINT64_MAX);
     pending_sub(w, p->buf.len);
     part_release(p);
     unsigned i = (unsigned)(p - w->parts);
@@ -421,6 +454,15 @@ static void drop_part(struct seg_writer *w, struct part *p)
     }
     w->nparts--;
     w->last = 0;
+}
+
+/* The seq in a segment path this writer made. */
+static uint64_t seq_of(const char *path)
+{
+    struct seg_name sn = {0};
+    const char *slash = strrchr(path, '/');
+    seg_name_parse(slash ? slash + 1 : path, &sn);
+    return sn.seq;
 }
 
 static int open_segment(struct seg_writer *w, struct part *p)
@@ -481,6 +523,7 @@ static int open_segment(struct seg_writer *w, struct part *p)
     p->fd = fd;
     p->file_len = 0;
     p->written = 0;
+    p->seq = seq_of(path);
     STAT_ADD(w, segments_opened, 1);
     return 0;
 }
@@ -489,6 +532,8 @@ static int open_segment(struct seg_writer *w, struct part *p)
 static void commit_buf(struct seg_writer *w, struct part *p)
 {
     p->file_len += p->buf.len;
+    if (p->buf.len)
+        publish(w, p->seq, p->file_len);
     pending_sub(w, p->buf.len);
     STAT_ADD(w, records_durable, p->buf_records);
     p->buf_records = 0;
@@ -822,6 +867,20 @@ size_t seg_marks(const struct seg_writer *w, struct seg_mark *out, size_t cap,
     }
     *seq_next = w->seq_next;
     return n;
+}
+
+int seg_durable_len(struct seg_writer *w, uint64_t seq, uint64_t *len)
+{
+    int found = 0;
+    pthread_mutex_lock(&w->pub_mu);
+    for (unsigned i = 0; i < w->npub; i++)
+        if (w->pub[i].seq == seq) {
+            *len = w->pub[i].len;
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&w->pub_mu);
+    return found;
 }
 
 /* ---- the lister --------------------------------------------------------- */

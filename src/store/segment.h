@@ -219,6 +219,17 @@ struct seg_mark {
 size_t seg_marks(const struct seg_writer *w, struct seg_mark *out, size_t cap,
                  uint64_t *seq_next);
 
+/*
+ * The durable length of the file with sequence number seq, if this writer
+ * has it open: 1 and *len (bytes fsynced; under the never policy, bytes
+ * handed to the OS), or 0 when it has no such file (not opened yet, or
+ * sealed: a sealed file is durable whole). From any thread: the writer
+ * publishes the length under a lock at each fsync, never per record. For
+ * readers that must not get ahead of durability (the Kafka sink,
+ * sinks/kafka_out.h).
+ */
+int seg_durable_len(struct seg_writer *w, uint64_t seq, uint64_t *len);
+
 /* ---- names -------------------------------------------------------------- */
 
 /* A segment file name, split. */

@@ -70,7 +70,7 @@ eq "raw: $N + 1 records" $((N + 1)) "$(grep -c . <<<"$ids")"
 eq "raw: no record twice" "" "$(uniq -d <<<"$ids")"
 eq "raw: ids 0..$((N - 1)) and 777777" "$( (seq 0 $((N - 1)); echo 777777) | sort -n | md5sum)" "$(md5sum <<<"$ids")"
 ok "raw: the pretty-printed record is one line, spaces for its newlines" \
-    grep -rq '^{   "id": 777777,    "ts": [0-9]*,   "v": 1 }$' "$D/k/raw"
+    grep -rqE '^\{   "id": 777777,    "ts": [0-9]*,   "v": 1 ,"_kafka_topic":"t","_kafka_partition":1,"_kafka_offset":[0-9]+,"_kafka_timestamp":[0-9]+\}$' "$D/k/raw"
 
 Q=$(find "$D/k/quarantine" -name '*.ndjson' -exec cat {} +)
 reasons=$(grep -o '"reason":"[a-z_]*"' <<<"$Q" | cut -d'"' -f4 | sort | uniq -c | awk '{print $2 "=" $1}' | tr '\n' ' ')

@@ -16,18 +16,32 @@
  *       900: never unbounded).
  *
  *   kafka_mock produce BOOTSTRAP TOPIC [--partition N | --spread N] [--key K]
- *              [--nul] [--rate N] [FILE...]
+ *              [--nul | --each-file] [--rate N] [FILE...]
  *       one message per line of the FILEs (or stdin); empty lines are
  *       skipped; --nul: records are separated by NUL bytes instead, so a
  *       message may hold newlines. --partition: all to partition N;
  *       --spread N: message i to partition i % N (default: librdkafka's
  *       partitioner, which sticks to one partition for a while without a
- *       key). --rate: at most N messages a second.
+ *       key). --rate: at most N messages a second. --each-file: each FILE
+ *       is exactly one message, all its bytes (binary payloads such as
+ *       Protobuf; an empty file is an empty message).
  *       Prints "N produced" on stderr; exit 1 if a delivery failed.
  *
  *   kafka_mock offsets BOOTSTRAP TOPIC [--group G]
  *       one line per partition: "PARTITION LOW HIGH COMMITTED" (committed
  *       is -1 when the group has none).
+ *
+ *   kafka_mock consume BOOTSTRAP TOPIC [--from-beginning] [--count N]
+ *              [--timeout S] [--header NAME]
+ *       prints each message of every partition as "KEY<TAB>VALUE" (an
+ *       empty KEY when it has none; with --header, a third column: that
+ *       header's value, "-" when absent), without a consumer group.
+ *       Starts at the end of each partition, or at its beginning; stops
+ *       after N messages, or once S seconds (default 5) pass without one.
+ *       Prints "N consumed" on stderr.
+ *
+ * While the cluster runs, SIGUSR1 takes all its brokers down (connections
+ * closed, new ones refused: an outage) and SIGUSR2 brings them back.
  *
  * The mock keeps at most 5 MB of (compressed) batches per partition and
  * drops older ones beyond that, so the producer compresses (lz4) and
@@ -44,12 +58,20 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, want_down, want_up;
 
 static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
+}
+
+static void on_usr(int sig)
+{
+    if (sig == SIGUSR1)
+        want_down = 1;
+    else
+        want_up = 1;
 }
 
 static int usage(void)
@@ -58,8 +80,10 @@ static int usage(void)
             "usage: kafka_mock [--brokers N] [--topic NAME[:PARTITIONS]]... "
             "[--time-limit S] [--port-file FILE]\n"
             "       kafka_mock produce BOOTSTRAP TOPIC [--partition N | --spread N] "
-            "[--key K] [--nul] [--rate N] [FILE...]\n"
-            "       kafka_mock offsets BOOTSTRAP TOPIC [--group G]\n");
+            "[--key K] [--nul | --each-file] [--rate N] [FILE...]\n"
+            "       kafka_mock offsets BOOTSTRAP TOPIC [--group G]\n"
+            "       kafka_mock consume BOOTSTRAP TOPIC [--from-beginning] [--count N] "
+            "[--timeout S] [--header NAME]\n");
     return 2;
 }
 
@@ -162,9 +186,24 @@ static int run_cluster(int argc, char **argv)
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    signal(SIGUSR1, on_usr);
+    signal(SIGUSR2, on_usr);
     double end = now_s() + (double)limit;
-    while (!stop && now_s() < end)
+    while (!stop && now_s() < end) {
+        if (want_down) {
+            want_down = 0;
+            rd_kafka_resp_err_t e = rd_kafka_mock_broker_set_down(mc, -1);
+            fprintf(stderr, "kafka_mock: brokers down%s%s\n", e ? ": " : "",
+                    e ? rd_kafka_err2str(e) : "");
+        }
+        if (want_up) {
+            want_up = 0;
+            rd_kafka_resp_err_t e = rd_kafka_mock_broker_set_up(mc, -1);
+            fprintf(stderr, "kafka_mock: brokers up%s%s\n", e ? ": " : "",
+                    e ? rd_kafka_err2str(e) : "");
+        }
         usleep(50 * 1000);
+    }
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
     return 0;
@@ -249,12 +288,38 @@ static int produce_stream(struct producer *p, FILE *f, int sep)
     return rc;
 }
 
+/* The whole of f as one message. */
+static int produce_file(struct producer *p, FILE *f)
+{
+    char *data = NULL;
+    size_t len = 0, cap = 0, n;
+    int rc = 0;
+    do {
+        if (len == cap) {
+            char *v = realloc(data, cap = cap ? cap * 2 : 65536);
+            if (!v) {
+                free(data);
+                return -1;
+            }
+            data = v;
+        }
+        n = fread(data + len, 1, cap - len, f);
+        len += n;
+    } while (n > 0);
+    if (ferror(f))
+        rc = -1;
+    else
+        rc = produce_one(p, data, len);
+    free(data);
+    return rc;
+}
+
 static int run_produce(int argc, char **argv)
 {
     if (argc < 3)
         return usage();
     struct producer p = {.topic = argv[2], .partition = -1};
-    int sep = '\n', nfiles = 0;
+    int sep = '\n', nfiles = 0, each_file = 0;
     char **files = calloc((size_t)argc, sizeof *files);
     if (!files)
         return 1;
@@ -262,6 +327,8 @@ static int run_produce(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--nul") == 0) {
             sep = '\0';
+        } else if (strcmp(a, "--each-file") == 0) {
+            each_file = 1;
         } else if (strcmp(a, "--partition") == 0 && i + 1 < argc) {
             if (parse_long(argv[++i], 0, 100000, &p.partition))
                 return usage();
@@ -308,7 +375,7 @@ static int run_produce(int argc, char **argv)
                 rc = -1;
                 break;
             }
-            rc = produce_stream(&p, f, sep);
+            rc = each_file ? produce_file(&p, f) : produce_stream(&p, f, sep);
             if (f != stdin)
                 fclose(f);
         }
@@ -381,8 +448,105 @@ static int run_offsets(int argc, char **argv)
     return rc;
 }
 
+/* ---- consume ------------------------------------------------------------ */
+
+static int run_consume(int argc, char **argv)
+{
+    if (argc < 3)
+        return usage();
+    const char *topic = argv[2], *header = NULL;
+    long count = -1, timeout = 5;
+    int from_beginning = 0;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--from-beginning") == 0)
+            from_beginning = 1;
+        else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+            if (parse_long(argv[++i], 0, 1000000000, &count))
+                return usage();
+        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            if (parse_long(argv[++i], 1, 3600, &timeout))
+                return usage();
+        } else if (strcmp(argv[i], "--header") == 0 && i + 1 < argc)
+            header = argv[++i];
+        else
+            return usage();
+    }
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", argv[1]) || conf_set(conf, "group.id", "kafka_mock") ||
+        conf_set(conf, "enable.auto.commit", "false") || conf_set(conf, "log_level", "3"))
+        return 2;
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) {
+        fprintf(stderr, "kafka_mock: %s\n", err);
+        return 1;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    if (!e && (md->topic_cnt != 1 || md->topics[0].err))
+        e = md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (e) {
+        fprintf(stderr, "kafka_mock: metadata for %s: %s\n", topic, rd_kafka_err2str(e));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    int np = md->topics[0].partition_cnt;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+    for (int i = 0; i < np; i++)
+        rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id)->offset =
+            from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    long n = 0;
+    double last = now_s();
+    while (!stop && (count < 0 || n < count) && now_s() - last < (double)timeout) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                fprintf(stderr, "kafka_mock: consume: %s\n", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        fwrite(m->key ? m->key : "", 1, m->key ? m->key_len : 0, stdout);
+        putchar('\t');
+        fwrite(m->payload ? m->payload : "", 1, m->payload ? m->len : 0, stdout);
+        if (header) {
+            rd_kafka_headers_t *h = NULL;
+            const void *v = NULL;
+            size_t vn = 0;
+            putchar('\t');
+            if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                rd_kafka_header_get_last(h, header, &v, &vn) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                fwrite(v ? v : "", 1, vn, stdout);
+            else
+                putchar('-');
+        }
+        putchar('\n');
+        rd_kafka_message_destroy(m);
+        n++;
+        last = now_s();
+    }
+    fflush(stdout);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    fprintf(stderr, "%ld consumed\n", n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "consume") == 0)
+        return run_consume(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "produce") == 0)
         return run_produce(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "offsets") == 0)

@@ -23,10 +23,13 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/fsio.h"
+#include "core/limits.h"
 #include "core/log.h"
+#include "core/wtime.h"
 #include "schema/schema.h"
 #include "sql/sql.h"
 #include "store/compact.h"
+#include "store/cursor.h"
 #include "store/lake.h"
 #include "store/tablelog.h"
 
@@ -338,13 +341,152 @@ static void test_compactor_thread(void **state)
     tmpdir_remove(dataset);
 }
 
+/* The background compactor's backoff: a partition DuckDB refuses is not
+ * read again at every round, but after its delay, or at once when its
+ * segments change; the other partitions compact meanwhile. */
+static void test_backoff(void **state)
+{
+    struct weir_errmsg e = {0};
+    struct compact_opts o = {.all = 1, .grace_ns = -1, .orphan_grace_ns = 0};
+    struct compact_stats st = {0};
+    struct compact_backoff *b = compact_backoff_new();
+    int64_t t0 = (H0 + 10 * 3600) * 1000000000LL, min = WEIR_COMPACT_BACKOFF_MIN_S * 1000000000LL;
+    assert_non_null(b);
+
+    /* The table alone: delays double up to the maximum; other segments
+     * (another fingerprint) may be tried at once; success forgets. */
+    assert_false(compact_backoff_wait(b, "tel", "k", 1, t0));
+    assert_int_equal(compact_backoff_failed(b, "tel", "k", 1, t0), 0);
+    assert_true(compact_backoff_wait(b, "tel", "k", 1, t0 + min - 1));
+    assert_false(compact_backoff_wait(b, "tel", "k", 1, t0 + min));
+    assert_false(compact_backoff_wait(b, "tel", "k", 2, t0));
+    assert_false(compact_backoff_wait(b, "other", "k", 1, t0));
+    assert_int_equal(compact_backoff_failed(b, "tel", "k", 1, t0 + min), 0);
+    assert_true(compact_backoff_wait(b, "tel", "k", 1, t0 + 3 * min - 1));
+    assert_false(compact_backoff_wait(b, "tel", "k", 1, t0 + 3 * min));
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(compact_backoff_failed(b, "tel", "k", 1, t0), 0);
+    assert_true(compact_backoff_wait(b, "tel", "k", 1,
+                                     t0 + WEIR_COMPACT_BACKOFF_MAX_S * 1000000000LL - 1));
+    assert_false(compact_backoff_wait(b, "tel", "k", 1,
+                                      t0 + WEIR_COMPACT_BACKOFF_MAX_S * 1000000000LL));
+    compact_backoff_done(b, "tel", "k");
+    assert_false(compact_backoff_wait(b, "tel", "k", 1, t0));
+
+    /* Through compact_pipeline: hour 0 holds a sensor DuckDB cannot take
+     * as BIGINT. */
+    make_raw();
+    char bad[320];
+    snprintf(bad, sizeof bad, "%s/raw/date=2025-09-02/hour=00/n1-0-%010d.ndjson", dataset, 1);
+    FILE *f = fopen(bad, "a");
+    assert_non_null(f);
+    fprintf(f, "{\"ts\":%lld,\"sensor\":\"not a number\"}\n", H0 + 5);
+    fclose(f);
+    o.backoff = b;
+    wtime_set_now(t0, 0);
+    assert_int_equal(compact_pipeline(&cfg, &cfg.pipelines[0], &o, &st, &e), WEIR_ESQL);
+    assert_int_equal(st.partitions_failed, 1);
+    assert_int_equal(st.partitions, HOURS - 1);
+    /* Again at once: skipped, no error, its failure still on record. */
+    memset(&st, 0, sizeof st);
+    assert_int_equal(compact_pipeline(&cfg, &cfg.pipelines[0], &o, &st, &e), 0);
+    assert_int_equal(st.partitions_failed, 0);
+    assert_int_equal(st.partitions_deferred, 1);
+    struct compact_failure *fl = NULL;
+    size_t nf = 0;
+    assert_int_equal(compact_failures_read(&cfg, &cfg.pipelines[0], &fl, &nf, &e), 0);
+    assert_int_equal(nf, 1);
+    free(fl);
+    /* After the delay: tried (and refused) again. */
+    memset(&st, 0, sizeof st);
+    wtime_set_now(t0 + min, 0);
+    assert_int_equal(compact_pipeline(&cfg, &cfg.pipelines[0], &o, &st, &e), WEIR_ESQL);
+    assert_int_equal(st.partitions_failed, 1);
+    /* A fix (the bad line gone: other segments) is tried at once. */
+    f = fopen(bad, "r+");
+    assert_non_null(f);
+    char line[256];
+    long keep = 0;
+    for (int i = 0; i < PER_SEG && fgets(line, sizeof line, f); i++)
+        keep = ftell(f);
+    fclose(f);
+    assert_int_equal(truncate(bad, keep), 0);
+    memset(&st, 0, sizeof st);
+    assert_int_equal(compact_pipeline(&cfg, &cfg.pipelines[0], &o, &st, &e), 0);
+    assert_int_equal(st.partitions, 1);
+    assert_int_equal(st.partitions_deferred, 0);
+    assert_false(compact_backoff_wait(b, "tel", "date=2025-09-02/hour=00", 0, t0));
+    wtime_set_now(0, 0);
+    compact_backoff_free(b);
+    compact_backoff_free(NULL);
+    tmpdir_remove(dataset);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/* A pipeline with a Kafka sink: compaction and retention take only the
+ * segments its cursor says are delivered whole (store/cursor.h). */
+static void test_sink_keeps_undelivered(void **state)
+{
+    struct weir_errmsg e = {0};
+    struct weir_config scfg;
+    char text[1024], seg[2][320];
+    snprintf(text, sizeof text,
+             "data_dir: %s\npipelines:\n  - name: tel\n    schema: tel.schema.json\n"
+             "    time_field: ts\n    time_unit: s\n    retention: {raw: 1h}\n"
+             "    sink: {kafka: {brokers: \"127.0.0.1:1\", topic: x}}\n", data);
+    if (config_load_string("sink.yaml", text, strlen(text), root, &scfg, &e) != 0)
+        fail_msg("config: %s", e.text);
+    tmpdir_remove(dataset);
+    make_raw();
+    for (int h = 0; h < 2; h++)
+        snprintf(seg[h], sizeof seg[h], "%s/raw/date=2025-09-02/hour=%02d/n1-0-%010d.ndjson",
+                 dataset, h, h + 1);
+    /* Hour 0 delivered whole, hour 1 but for its last byte. */
+    struct sink_cursor c = {0};
+    assert_int_equal(cursor_add(&c, "n1-0-0000000001", file_size(seg[0])), 0);
+    assert_int_equal(cursor_add(&c, "n1-0-0000000002", file_size(seg[1]) - 1), 0);
+    assert_int_equal(cursor_save(data, "tel", "n1", &c, &e), 0);
+    struct compact_opts o = {.all = 1, .grace_ns = -1, .orphan_grace_ns = 0};
+    struct compact_stats st = {0};
+    if (compact_pipeline(&scfg, &scfg.pipelines[0], &o, &st, &e) != 0)
+        fail_msg("compact: %s", e.text);
+    assert_int_equal(st.partitions, 1);
+    assert_int_equal(access(seg[0], F_OK), -1);
+    assert_int_equal(access(seg[1], F_OK), 0);
+    /* Retention (a year later): the undelivered segment stays. */
+    struct compact_opts g = {.now_ns = (H0 + 366LL * 86400) * 1000000000LL,
+                             .grace_ns = -1, .orphan_grace_ns = 0};
+    struct gc_stats gs = {0};
+    if (compact_gc(&scfg, &scfg.pipelines[0], &g, &gs, &e) != 0)
+        fail_msg("gc: %s", e.text);
+    assert_int_equal(gs.raw_deleted, 0);
+    assert_int_equal(access(seg[1], F_OK), 0);
+    /* Delivered: retention takes it. */
+    c.v[1].off = file_size(seg[1]);
+    assert_int_equal(cursor_save(data, "tel", "n1", &c, &e), 0);
+    memset(&gs, 0, sizeof gs);
+    assert_int_equal(compact_gc(&scfg, &scfg.pipelines[0], &g, &gs, &e), 0);
+    assert_int_equal(gs.raw_deleted, 1);
+    cursor_release(&c);
+    config_release(&scfg);
+    tmpdir_remove(dataset);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_and_types),
         cmocka_unit_test(test_type_compat),
         cmocka_unit_test(test_compact_and_read),
+        cmocka_unit_test(test_sink_keeps_undelivered),
         cmocka_unit_test(test_compactor_thread),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_faults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -21,6 +21,7 @@
 #include "core/wtime.h"
 #include "schema/json.h"
 #include "schema/schema.h"
+#include "store/kmeta.h"
 #include "store/land.h"
 #include "store/quarantine.h"
 #include "store/segment.h"
@@ -256,6 +257,43 @@ static void test_verdicts(void **state)
     config_release(&cfg);
 }
 
+/* Decoded payloads (Protobuf): quarantine keeps the bytes that arrived,
+ * as raw_b64, for the record it refuses and only for that one. */
+static void test_decoded_and_rejected(void **state)
+{
+    struct weir_config cfg;
+    struct schema *sch;
+    load(&cfg, "", "");
+    struct lander *l = lander(&cfg, &sch);
+    land_quarantine_bytes(l, "\x08\x01", 2);
+    assert_int_equal(REC(l, "{\"ts\":1756807200,\"v\":1}", 0), 0); /* valid: JSON */
+    land_quarantine_bytes(l, "AB", 2);
+    assert_int_equal(REC(l, "{\"v\":2}", 0), 0);                     /* no ts: "AB" */
+    assert_int_equal(REC(l, "{\"v\":3}", 0), 0);                     /* itself */
+    assert_int_equal(land_reject(l, QUAR_INVALID, "", "at byte 1: truncated varint",
+                                 "\x0a\x05" "ab", 4, LAND_BINARY, "t/0@1", NOW), 0);
+    struct land_counts c;
+    land_counts(l, &c);
+    assert_int_equal(c.records, 4);
+    assert_int_equal(c.valid, 1);
+    assert_int_equal(c.rejected[QUAR_TIME_MISSING], 2);
+    assert_int_equal(c.rejected[QUAR_INVALID], 1);
+    assert_int_equal(land_close(l), 0);
+    char *raw = all_lines("raw", H0, NULL);
+    assert_string_equal(raw, "{\"ts\":1756807200,\"v\":1}\n");
+    char *q = all_lines("quarantine", H0, NULL);
+    assert_int_equal(count(q, "\"raw_b64\":\"QUI=\""), 1);            /* "AB" */
+    assert_int_equal(count(q, "\"raw\":\"{\\\"v\\\":3}\""), 1);
+    assert_int_equal(count(q, "\"peer\":\"t/0@1\",\"pipeline\":\"t\",\"reason\":\"invalid\","
+                              "\"path\":\"\",\"error\":\"at byte 1: truncated varint\","
+                              "\"raw_b64\":\"CgVhYg==\""), 1);
+    free(raw);
+    free(q);
+    land_free(l);
+    schema_free(sch);
+    config_release(&cfg);
+}
+
 /* ---- a failing disk ------------------------------------------------------- */
 
 static void test_disk_full_keeps_order(void **state)
@@ -330,11 +368,144 @@ static void test_disk_full_keeps_order(void **state)
     config_release(&cfg);
 }
 
+/* ---- a source's members (Kafka metadata) ------------------------------- */
+
+static void test_meta_format(void **state)
+{
+    char pre[KMETA_PREFIX_MAX];
+    size_t pn = kmeta_prefix(pre, sizeof pre, "t.1", 3);
+    assert_int_equal(pn, strlen("\"_kafka_topic\":\"t.1\",\"_kafka_partition\":3,"
+                                "\"_kafka_offset\":"));
+    struct buf b = BUF_INIT(kmeta_max_len(16));
+    assert_int_equal(kmeta_format(&b, pre, pn, 42, "k-\xc3\xa9\"", 5, 1700000000123), 0);
+    assert_string_equal(b.data, "\"_kafka_topic\":\"t.1\",\"_kafka_partition\":3,"
+                                "\"_kafka_offset\":42,\"_kafka_key\":\"k-\xc3\xa9\\\"\","
+                                "\"_kafka_timestamp\":1700000000123");
+    buf_reset(&b);
+    assert_int_equal(kmeta_format(&b, pre, pn, 0, "k\001\xff", 3, -1), 0);
+    assert_string_equal(b.data, "\"_kafka_topic\":\"t.1\",\"_kafka_partition\":3,"
+                                "\"_kafka_offset\":0,\"_kafka_key_b64\":\"awH/\"");
+    buf_reset(&b);
+    assert_int_equal(kmeta_format(&b, pre, pn, 7, NULL, 0, -1), 0);
+    assert_int_equal(count(b.data, "_kafka_key"), 0);
+    for (int64_t v = 1; v > 0 && v < INT64_MAX / 7; v = v * 7 + 3) {
+        char want[64];
+        buf_reset(&b);
+        assert_int_equal(kmeta_format(&b, "", 0, v, NULL, 0, -1), 0);
+        snprintf(want, sizeof want, "%lld", (long long)v);
+        assert_string_equal(b.data, want);
+    }
+    buf_reset(&b);
+    assert_int_equal(kmeta_format(&b, "", 0, INT64_MIN, NULL, 0, 9), 0);
+    assert_string_equal(b.data, "-9223372036854775808,\"_kafka_timestamp\":9");
+    buf_reset(&b);
+    assert_int_equal(kmeta_format(&b, pre, pn, 7, "", 0, -1), 0);
+    assert_int_equal(count(b.data, "\"_kafka_key\":\"\""), 1);
+    buf_release(&b);
+    struct buf small = BUF_INIT(8);
+    assert_int_equal(kmeta_format(&small, pre, pn, 7, NULL, 0, -1), WEIR_ELIMIT);
+    assert_int_equal(small.len, 0);
+    buf_release(&small);
+}
+
+static int test_members(void *ctx, struct buf *b)
+{
+    return buf_puts(b, "\"_m_a\":1,\"_m_b\":\"x\"");
+}
+
+static const char *test_peer(void *ctx)
+{
+    return "lazy-peer";
+}
+
+static void test_meta_splice(void **state)
+{
+    static const char closed[] =
+        "{\"type\":\"object\",\"additionalProperties\":false,"
+        "\"properties\":{\"ts\":{\"type\":\"integer\"},\"v\":{}}}";
+    static const char *const names[] = {"_m_a", "_m_b", NULL};
+    struct weir_config cfg;
+    struct weir_errmsg e = {0};
+    load(&cfg, "", "    max_record: 256B");
+    struct schema *sch = schema_compile(closed, strlen(closed), NULL, NULL, &e);
+    assert_non_null(sch);
+    struct lander *l = NULL;
+    assert_int_equal(land_new(&cfg, &cfg.pipelines[0], sch, 0, &l, &e), 0);
+    struct land_meta m = {test_members, test_peer, NULL, names};
+#define RECM(s) land_record_meta(l, (s), strlen(s), 0, NULL, NOW, &m)
+    assert_int_equal(RECM("{\"ts\":1756807200,\"v\":1}"), 0);
+    assert_int_equal(RECM("{ \"ts\" : 1756807201 , \"v\" : { \"a\" : [ ] } }  "), 0);
+    assert_int_equal(RECM("{\"ts\":1756807202,\"v\":\"}\"}"), 0);
+    assert_int_equal(REC(l, "{\"ts\":1756807203}", 0), 0);       /* no meta */
+    assert_int_equal(RECM("{\"ts\":1756807204,\"w\":1}"), 0);  /* invalid: as sent */
+    assert_int_equal(land_close(l), 0);
+    land_free(l);
+    schema_free(sch);
+
+    /* An open schema: a record may not carry the names itself (even
+     * escaped); a root that is not an object gets nothing. */
+    static const char open[] = "{\"type\":[\"object\",\"array\"]}";
+    sch = schema_compile(open, strlen(open), NULL, NULL, &e);
+    assert_non_null(sch);
+    assert_int_equal(land_new(&cfg, &cfg.pipelines[0], sch, 0, &l, &e), 0);
+    assert_int_equal(RECM("{}"), 0); /* time missing: quarantined as sent */
+    assert_int_equal(RECM("{\"ts\":1756807205,\"_m_b\":2}"), 0);
+    assert_int_equal(RECM("{\"ts\":1756807206,\"\\u005fm_a\":2}"), 0);
+    assert_int_equal(RECM("{\"ts\":1756807207,\"_m_c\":2}"), 0);
+    struct land_counts c;
+    land_counts(l, &c);
+    assert_int_equal(c.valid, 1);
+    assert_int_equal(c.rejected[QUAR_INVALID], 2);
+    assert_int_equal(c.rejected[QUAR_TIME_MISSING], 1);
+    assert_int_equal(land_close(l), 0);
+
+    char *raw = all_lines("raw", H0, NULL);
+    assert_string_equal(raw,
+        "{\"ts\":1756807200,\"v\":1,\"_m_a\":1,\"_m_b\":\"x\"}\n"
+        "{ \"ts\" : 1756807201 , \"v\" : { \"a\" : [ ] } ,\"_m_a\":1,\"_m_b\":\"x\"}  \n"
+        "{\"ts\":1756807202,\"v\":\"}\",\"_m_a\":1,\"_m_b\":\"x\"}\n"
+        "{\"ts\":1756807203}\n"
+        "{\"ts\":1756807207,\"_m_c\":2,\"_m_a\":1,\"_m_b\":\"x\"}\n");
+    char *q = all_lines("quarantine", H0, NULL);
+    assert_int_equal(count(q, "\"path\":\"/_m_b\""), 1);
+    assert_int_equal(count(q, "\"path\":\"/_m_a\""), 1);
+    assert_int_equal(count(q, "\"peer\":\"lazy-peer\""), 4); /* every quarantined one */
+    assert_int_equal(count(q, "_m_a\\\":1"), 0); /* stored as sent */
+    assert_int_equal(count(q, "\"raw\":\"{\\\"ts\\\":1756807204,\\\"w\\\":1}\""), 1);
+    free(raw);
+    free(q);
+    land_free(l);
+    schema_free(sch);
+
+    /* Lax mode rewrites the record: the members go into the rewritten one. */
+    static const char typed[] =
+        "{\"type\":\"object\",\"properties\":{\"ts\":{\"type\":\"integer\"},"
+        "\"v\":{\"type\":\"integer\"}}}";
+    struct schema_opts so = {.lax = 1};
+    sch = schema_compile(typed, strlen(typed), NULL, &so, &e);
+    assert_non_null(sch);
+    assert_int_equal(land_new(&cfg, &cfg.pipelines[0], sch, 0, &l, &e), 0);
+    assert_int_equal(RECM("{\"ts\":1756807208,\"v\":\"5\"}"), 0);
+    land_counts(l, &c);
+    assert_int_equal(c.coerced, 1);
+    assert_int_equal(land_close(l), 0);
+    raw = all_lines("raw", H0, NULL);
+    assert_int_equal(count(raw, "\"v\":5,\"_m_a\":1,\"_m_b\":\"x\"}\n"), 1);
+    free(raw);
+    land_free(l);
+    schema_free(sch);
+    config_release(&cfg);
+#undef RECM
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_event_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verdicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decoded_and_rejected, setup, teardown),
+        cmocka_unit_test(test_meta_format),
+        cmocka_unit_test_setup_teardown(test_meta_splice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_keeps_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
