@@ -77,6 +77,13 @@ struct sender {
     char host[256];      /* the host as given, for certificate checks */
 };
 
+/* With TLS 1.3 a server checks the client's certificate after the
+ * client's handshake has finished: its refusal shows up later, as a
+ * reset or an alert while sending. */
+#define TLS_REFUSED_HINT                                                       \
+    "the server may have refused this client: a missing or untrusted --cert " \
+    "is refused only after the handshake with TLS 1.3; the server's log says why"
+
 static int fail_conn(const struct sender *s, int err, const char *doing)
 {
     const char *why;
@@ -101,8 +108,9 @@ static int write_all(struct sender *s, struct out *o, const char *p, size_t n)
         int want;
         ssize_t w = tls_write(o->tls, p, n, &want);
         if (w < 0) {
-            fprintf(stderr, "weir send: %s: sending: TLS: %s (after %llu bytes)\n", s->addr,
-                    tls_error(o->tls), (unsigned long long)s->bytes);
+            fprintf(stderr, "weir send: %s: sending: TLS: %s (after %llu bytes; %s)\n",
+                    s->addr, tls_error(o->tls), (unsigned long long)s->bytes,
+                    TLS_REFUSED_HINT);
             return EXIT_RUNTIME;
         }
         p += w;
@@ -362,16 +370,20 @@ static int finish(struct sender *s, int64_t timeout_ns)
     if (rc)
         return rc;
     for (int i = 0; i < s->n; i++) {
-        /* The server's close_notify and FIN arrive as raw bytes below. */
         tls_close(s->outs[i].tls);
-        if (shutdown(s->outs[i].fd, SHUT_WR) < 0)
+        /* With TLS, a server that refused us may already have reset the
+         * connection: the read below tells why, if the alert arrived. */
+        if (shutdown(s->outs[i].fd, SHUT_WR) < 0 && !s->outs[i].tls)
             return fail_conn(s, errno, "closing:");
         s->outs[i].open = 1;
     }
     int64_t deadline = wtime_mono_ns() + timeout_ns;
     assert(s->n >= 1 && s->n <= MAX_CONNS);
     struct pollfd *p = calloc((size_t)(unsigned)s->n, sizeof *p);
-    if (!p) {
+    int *idx = calloc((size_t)(unsigned)s->n, sizeof *idx);
+    if (!p || !idx) {
+        free(p);
+        free(idx);
         fprintf(stderr, "weir send: out of memory\n");
         return EXIT_RUNTIME;
     }
@@ -379,8 +391,10 @@ static int finish(struct sender *s, int64_t timeout_ns)
     while (open > 0) {
         int k = 0;
         for (int i = 0; i < s->n; i++)
-            if (s->outs[i].open)
+            if (s->outs[i].open) {
+                idx[k] = i;
                 p[k].fd = s->outs[i].fd, p[k].events = POLLIN, p[k++].revents = 0;
+            }
         int64_t left = (deadline - wtime_mono_ns()) / WTIME_NS_PER_MS;
         int n = left > 0 ? poll(p, (nfds_t)k, (int)(left < INT32_MAX ? left : INT32_MAX)) : 0;
         if (n < 0 && errno == EINTR)
@@ -395,23 +409,32 @@ static int finish(struct sender *s, int64_t timeout_ns)
         for (int j = 0; j < k; j++) {
             if (!p[j].revents)
                 continue;
+            struct out *o = &s->outs[idx[j]];
             char junk[4096];
-            ssize_t r = read(p[j].fd, junk, sizeof junk); /* replies are ignored */
-            if (r < 0 && errno == EINTR)
+            int want;
+            /* Replies are ignored; with TLS they are read through it, so
+             * an alert (a refused client certificate) is reported. */
+            ssize_t r = o->tls ? tls_read(o->tls, junk, sizeof junk, &want)
+                               : read(p[j].fd, junk, sizeof junk);
+            if ((r < 0 && !o->tls && errno == EINTR) || r == WEIR_EAGAIN || r > 0)
                 continue;
-            if (r > 0)
-                continue;
-            for (int i = 0; i < s->n; i++)
-                if (s->outs[i].fd == p[j].fd)
-                    s->outs[i].open = 0;
+            o->open = 0;
             open--;
-            if (r < 0 && !rc)
+            if (r < 0 && !rc && o->tls) {
+                fprintf(stderr, "weir send: %s: the server ended the TLS connection: %s "
+                        "(all %llu bytes were sent, not all may have been read; %s)\n",
+                        s->addr, tls_error(o->tls), (unsigned long long)s->bytes,
+                        TLS_REFUSED_HINT);
+                rc = EXIT_RUNTIME;
+            } else if (r < 0 && !rc) {
                 rc = fail_conn(s, errno, "waiting for the server to close:");
+            }
         }
         if (rc)
             break;
     }
     free(p);
+    free(idx);
     return rc;
 }
 

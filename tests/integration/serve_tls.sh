@@ -180,6 +180,8 @@ before=$(metric weir_tls_failures_total --pipeline t)
 ok "a plain-TCP client to a TLS port is closed" "${TLSC[@]}" plain "$port" --timeout 5
 "$WEIR" send --tls --ca "$C/ca.pem" "127.0.0.1:$port" "$G/c000000.ndjson" 2>"$TMP/nocert.err"
 eq "no client certificate where ca is set: weir send exits 3" 3 $?
+ok "no client certificate: weir send says the server may have refused it" \
+    grep -Eq "certificate required|may have refused this client" "$TMP/nocert.err"
 "$WEIR" send --tls --ca "$C/ca.pem" --cert "$C/evilclient.pem" --key "$C/evilclient.key" \
     "127.0.0.1:$port" "$G/c000000.ndjson" 2>"$TMP/evil.err"
 eq "a client certificate from another CA: weir send exits 3" 3 $?
