@@ -449,7 +449,7 @@ static int64_t sweep(struct loop *l, uint64_t id, void *data)
             STAT_ADD(s, idle_closed, 1);
             if (rlog_due(s, &s->idle_log)) {
                 log_info("%s: %s: closed after %lld ms without data (source.idle_timeout; "
-                         "%llu connection(s) closed so since the last such message)",
+                         "%llu idle connection(s) closed since the last such message)",
                          set_name(s), c->peer, (long long)(now - c->active_ms),
                          (unsigned long long)s->idle_log.unlogged);
                 s->idle_log.unlogged = 0;
