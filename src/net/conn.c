@@ -301,7 +301,7 @@ static void read_turn(struct conn *c)
 {
     struct conn_set *s = c->set;
     enum conn_close_reason end = CONN_LOCAL;
-    int ending = 0;
+    int ending = 0, starved = 0;
 
     c->in_read = 1;
     c->want_write = 0;
@@ -324,11 +324,13 @@ static void read_turn(struct conn *c)
                           set_name(s), c->peer);
                 end = CONN_NOMEM, ending = 1;
             } else if (drained || !c->reading) {
+                starved = drained;
                 break; /* drained the socket, or paused by the owner */
             }
         } else if (n == 0) {
             end = CONN_EOF, ending = 1;
         } else if (n == WEIR_EAGAIN) {
+            starved = 1;
             break;
         } else {
             end = CONN_ERROR, ending = 1;
@@ -341,7 +343,10 @@ static void read_turn(struct conn *c)
     }
     if (c->tls) {
         update_io(c);
-        if (c->reading && tls_pending(c->tls))
+        /* OpenSSL asked for more from the socket: whatever it holds is an
+         * incomplete record, and epoll will report the rest. Redoing then
+         * would spin until the rest arrives. */
+        if (c->reading && !starved && tls_pending(c->tls))
             redo_add(c);
     }
 }
