@@ -87,7 +87,7 @@ struct conn_set {
     void *done_data;
     int64_t refuse_log_ms, error_log_ms;
     uint64_t refused_unlogged, errors_unlogged;
-    struct rlog tls_log, idle_log;
+    struct rlog tls_log, idle_log, tls_err_log;
     int64_t handshake_ms;
     uint64_t sweep_timer;        /* timeouts, or 0 when none apply */
     int64_t sweep_ms;
@@ -284,8 +284,12 @@ static ssize_t read_some(struct conn *c, int *drained)
             *drained = 1;
         } else {
             end = r == 0 ? 1 : -1;
-            if (end < 0)
-                log_info("%s: %s: TLS error: %s", set_name(s), c->peer, tls_error(c->tls));
+            if (end < 0 && rlog_due(s, &s->tls_err_log)) {
+                log_info("%s: %s: TLS error after the handshake: %s (%llu such error(s) "
+                         "since the last such message)", set_name(s), c->peer,
+                         tls_error(c->tls), (unsigned long long)s->tls_err_log.unlogged);
+                s->tls_err_log.unlogged = 0;
+            }
         }
         break;
     }
