@@ -15,7 +15,7 @@ BUILD ?= build/$(MODE)
 CC ?= cc
 
 DUCKDB_PREFIX ?= $(CURDIR)/.deps/duckdb
-PKGS := yaml-0.1 libpcre2-8 libzstd libpq libmariadb rdkafka
+PKGS := yaml-0.1 libpcre2-8 libzstd libpq libmariadb rdkafka openssl
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wno-unused-parameter -Wvla -Wformat=2

@@ -17,11 +17,11 @@ SUDO=""
 
 BUILD_PKGS="build-essential pkg-config clang libclang-rt-14-dev libyaml-dev libpcre2-dev \
 libcmocka-dev libzstd-dev libssl-dev librdkafka-dev libpq-dev libmariadb-dev \
-protobuf-compiler libprotobuf-c-dev"
+protobuf-compiler python3"
 # The machine image ships Node.js and npm (used only to fetch DuckDB); Debian's
 # are the fallback.
 command -v npm >/dev/null 2>&1 || BUILD_PKGS="$BUILD_PKGS nodejs npm"
-BENCH_PKGS="syslog-ng-core python3-pydantic python3-uvloop kcat hyperfine time"
+BENCH_PKGS="syslog-ng-core python3-pydantic python3-uvloop kcat hyperfine time stunnel4"
 WAREHOUSE_PKGS="postgresql mariadb-server mariadb-client postgresql-client"
 
 want="$BUILD_PKGS"

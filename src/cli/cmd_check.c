@@ -8,9 +8,12 @@
  * only checked to exist and be readable, except those of Kafka pipelines,
  * which must not declare the metadata members (store/kmeta.h). A Protobuf
  * source's descriptor set is read, and its message type must be in it.
+ * TLS files are loaded as serve loads them, so a key that does not match
+ * its certificate, or a CA file without a certificate, is found here too.
  */
 #include "cli/cli.h"
 #include "config/config.h"
+#include "net/tls.h"
 #include "schema/protobuf.h"
 #include "store/lake.h"
 
@@ -68,6 +71,21 @@ int cmd_check(int argc, char **argv)
         fprintf(stderr, "weir check: %s\n", err.text);
         rc = EXIT_USAGE;
         goto out;
+    }
+    for (size_t i = 0; files && i < cfg.npipelines; i++) {
+        const struct config_pipeline *p = &cfg.pipelines[i];
+        struct tls_ctx *tls = NULL;
+        char what[CONFIG_NAME_MAX + 32];
+        if (p->source.kind != CONFIG_SOURCE_TCP || !p->source.tls.cert)
+            continue;
+        snprintf(what, sizeof what, "pipeline %s: source.tls", p->name);
+        if (tls_ctx_new_server(p->source.tls.cert, p->source.tls.key, p->source.tls.ca, what,
+                               &tls, &err) != 0) {
+            fprintf(stderr, "weir check: %s: %s\n", cfg.file, err.text);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        tls_ctx_free(tls);
     }
     /* A Protobuf source's descriptor set is read and its message type
      * looked up, as serve would. */

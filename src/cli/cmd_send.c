@@ -18,10 +18,17 @@
  * server to close its side: a server that closes after reading to EOF has
  * read everything, so exit 0 means every byte reached it. Exit 3, with the
  * address and the cause, on any connection error.
+ *
+ * --tls: each connection does a TLS handshake first (verifying the
+ * server against --ca or the system's CAs, unless --insecure; a client
+ * certificate with --cert/--key) and the bytes go through SSL_write from
+ * a buffer: sendfile cannot encrypt. At the end a close_notify precedes
+ * the half-close.
  */
 #include "cli/cli.h"
 #include "core/wtime.h"
 #include "net/listen.h"
+#include "net/tls.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -48,6 +55,7 @@
 
 struct out {
     int fd;
+    struct tls *tls;     /* --tls: the session on fd */
     char *buf;
     size_t len;
     int open; /* server has not closed yet (final wait) */
@@ -65,7 +73,16 @@ struct sender {
     uint64_t lines, bytes;
     int64_t t0;
     char *chunk;         /* input buffer, IN_CHUNK bytes */
+    struct tls_ctx *tls; /* --tls, else NULL */
+    char host[256];      /* the host as given, for certificate checks */
 };
+
+/* With TLS 1.3 a server checks the client's certificate after the
+ * client's handshake has finished: its refusal shows up later, as a
+ * reset or an alert while sending. */
+#define TLS_REFUSED_HINT                                                       \
+    "the server may have refused this client: a missing or untrusted --cert " \
+    "is refused only after the handshake with TLS 1.3; the server's log says why"
 
 static int fail_conn(const struct sender *s, int err, const char *doing)
 {
@@ -85,10 +102,23 @@ static int fail_conn(const struct sender *s, int err, const char *doing)
     return EXIT_RUNTIME;
 }
 
-static int write_all(struct sender *s, int fd, const char *p, size_t n)
+static int write_all(struct sender *s, struct out *o, const char *p, size_t n)
 {
+    while (n > 0 && o->tls) {
+        int want;
+        ssize_t w = tls_write(o->tls, p, n, &want);
+        if (w < 0) {
+            fprintf(stderr, "weir send: %s: sending: TLS: %s (after %llu bytes; %s)\n",
+                    s->addr, tls_error(o->tls), (unsigned long long)s->bytes,
+                    TLS_REFUSED_HINT);
+            return EXIT_RUNTIME;
+        }
+        p += w;
+        n -= (size_t)w;
+        s->bytes += (uint64_t)w;
+    }
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(o->fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -103,7 +133,7 @@ static int write_all(struct sender *s, int fd, const char *p, size_t n)
 
 static int out_flush(struct sender *s, struct out *o)
 {
-    int rc = write_all(s, o->fd, o->buf, o->len);
+    int rc = write_all(s, o, o->buf, o->len);
     o->len = 0;
     return rc;
 }
@@ -127,7 +157,7 @@ static int out_put(struct sender *s, struct out *o, const char *p, size_t n)
         if (rc)
             return rc;
         if (n >= s->cap)
-            return write_all(s, o->fd, p, n);
+            return write_all(s, o, p, n);
     }
     memcpy(o->buf + o->len, p, n);
     o->len += n;
@@ -205,7 +235,7 @@ static int send_read(struct sender *s, int fd, const char *name, int dealing, in
         } else {
             for (const char *p = chunk; (p = memchr(p, '\n', (size_t)(chunk + n - p))); p++)
                 s->lines++;
-            rc = write_all(s, s->outs[0].fd, chunk, (size_t)n);
+            rc = write_all(s, &s->outs[0], chunk, (size_t)n);
         }
         if (rc)
             return rc;
@@ -259,7 +289,7 @@ static int send_input(struct sender *s, int fd, const char *name, int verbose)
     struct stat st;
     int last = '\n', rc;
     int dealing = s->n > 1 || s->rate > 0;
-    if (!dealing && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+    if (!dealing && !s->tls && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
         rc = send_file(s, fd, name, st.st_size, verbose, &last);
     else
         rc = send_read(s, fd, name, dealing, &last);
@@ -270,10 +300,35 @@ static int send_input(struct sender *s, int fd, const char *name, int verbose)
     /* Close the file's last line so the next file starts a record. */
     if (!dealing) {
         s->lines++;
-        return write_all(s, s->outs[0].fd, "\n", 1);
+        return write_all(s, &s->outs[0], "\n", 1);
     }
     rc = out_put(s, &s->outs[s->cur], "\n", 1);
     return rc ? rc : line_done(s);
+}
+
+/* The TLS handshake on o, a blocking socket, by the deadline. */
+static int handshake(struct sender *s, struct out *o, int64_t deadline)
+{
+    int64_t left_us = (deadline - wtime_mono_ns()) / 1000;
+    struct timeval tv = {left_us > 0 ? left_us / 1000000 : 0,
+                         left_us > 0 ? left_us % 1000000 : 1};
+    setsockopt(o->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(o->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (tls_new(s->tls, o->fd, s->host, &o->tls) != 0) {
+        fprintf(stderr, "weir send: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    int want, rc = tls_handshake(o->tls, &want);
+    if (rc) {
+        fprintf(stderr, "weir send: %s: TLS handshake: %s\n", s->addr,
+                rc == WEIR_EAGAIN ? "timed out" : tls_error(o->tls));
+        return EXIT_RUNTIME;
+    }
+    /* Writes may block for as long as the server applies backpressure. */
+    struct timeval none = {0, 0};
+    setsockopt(o->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+    setsockopt(o->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+    return 0;
 }
 
 static int connect_one(struct sender *s, const struct net_addr *a, int64_t deadline,
@@ -315,14 +370,20 @@ static int finish(struct sender *s, int64_t timeout_ns)
     if (rc)
         return rc;
     for (int i = 0; i < s->n; i++) {
-        if (shutdown(s->outs[i].fd, SHUT_WR) < 0)
+        tls_close(s->outs[i].tls);
+        /* With TLS, a server that refused us may already have reset the
+         * connection: the read below tells why, if the alert arrived. */
+        if (shutdown(s->outs[i].fd, SHUT_WR) < 0 && !s->outs[i].tls)
             return fail_conn(s, errno, "closing:");
         s->outs[i].open = 1;
     }
     int64_t deadline = wtime_mono_ns() + timeout_ns;
     assert(s->n >= 1 && s->n <= MAX_CONNS);
     struct pollfd *p = calloc((size_t)(unsigned)s->n, sizeof *p);
-    if (!p) {
+    int *idx = calloc((size_t)(unsigned)s->n, sizeof *idx);
+    if (!p || !idx) {
+        free(p);
+        free(idx);
         fprintf(stderr, "weir send: out of memory\n");
         return EXIT_RUNTIME;
     }
@@ -330,8 +391,10 @@ static int finish(struct sender *s, int64_t timeout_ns)
     while (open > 0) {
         int k = 0;
         for (int i = 0; i < s->n; i++)
-            if (s->outs[i].open)
+            if (s->outs[i].open) {
+                idx[k] = i;
                 p[k].fd = s->outs[i].fd, p[k].events = POLLIN, p[k++].revents = 0;
+            }
         int64_t left = (deadline - wtime_mono_ns()) / WTIME_NS_PER_MS;
         int n = left > 0 ? poll(p, (nfds_t)k, (int)(left < INT32_MAX ? left : INT32_MAX)) : 0;
         if (n < 0 && errno == EINTR)
@@ -346,23 +409,32 @@ static int finish(struct sender *s, int64_t timeout_ns)
         for (int j = 0; j < k; j++) {
             if (!p[j].revents)
                 continue;
+            struct out *o = &s->outs[idx[j]];
             char junk[4096];
-            ssize_t r = read(p[j].fd, junk, sizeof junk); /* replies are ignored */
-            if (r < 0 && errno == EINTR)
+            int want;
+            /* Replies are ignored; with TLS they are read through it, so
+             * an alert (a refused client certificate) is reported. */
+            ssize_t r = o->tls ? tls_read(o->tls, junk, sizeof junk, &want)
+                               : read(p[j].fd, junk, sizeof junk);
+            if ((r < 0 && !o->tls && errno == EINTR) || r == WEIR_EAGAIN || r > 0)
                 continue;
-            if (r > 0)
-                continue;
-            for (int i = 0; i < s->n; i++)
-                if (s->outs[i].fd == p[j].fd)
-                    s->outs[i].open = 0;
+            o->open = 0;
             open--;
-            if (r < 0 && !rc)
+            if (r < 0 && !rc && o->tls) {
+                fprintf(stderr, "weir send: %s: the server ended the TLS connection: %s "
+                        "(all %llu bytes were sent, not all may have been read; %s)\n",
+                        s->addr, tls_error(o->tls), (unsigned long long)s->bytes,
+                        TLS_REFUSED_HINT);
+                rc = EXIT_RUNTIME;
+            } else if (r < 0 && !rc) {
                 rc = fail_conn(s, errno, "waiting for the server to close:");
+            }
         }
         if (rc)
             break;
     }
     free(p);
+    free(idx);
     return rc;
 }
 
@@ -371,14 +443,35 @@ static const struct option options[] = {
     {"rate", required_argument, NULL, 'r'},
     {"timeout", required_argument, NULL, 't'},
     {"verbose", no_argument, NULL, 'v'},
+    {"tls", no_argument, NULL, 'T'},
+    {"ca", required_argument, NULL, 'A'},
+    {"cert", required_argument, NULL, 'C'},
+    {"key", required_argument, NULL, 'K'},
+    {"insecure", no_argument, NULL, 'I'},
     {NULL, 0, NULL, 0},
 };
+
+/* The host part of "host:port" or "[v6]:port", for certificate checks. */
+static void host_of(const char *addr, char *out, size_t cap)
+{
+    const char *start = addr, *end = strrchr(addr, ':');
+    if (addr[0] == '[') {
+        start = addr + 1;
+        end = strchr(addr, ']');
+    }
+    size_t n = end && end > start ? (size_t)(end - start) : strlen(start);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, start, n);
+    out[n] = '\0';
+}
 
 int cmd_send(int argc, char **argv)
 {
     struct sender s = {0};
     int64_t timeout_ns = 30 * WTIME_NS_PER_S;
-    int verbose = 0, rc = EXIT_RUNTIME, c;
+    int verbose = 0, rc = EXIT_RUNTIME, c, use_tls = 0, insecure = 0;
+    const char *ca = NULL, *cert = NULL, *key = NULL;
     int *ins = NULL, nins = 0;
     char *end;
 
@@ -410,17 +503,31 @@ int cmd_send(int argc, char **argv)
         case 'v':
             verbose = 1;
             break;
+        case 'T': use_tls = 1; break;
+        case 'A': ca = optarg; break;
+        case 'C': cert = optarg; break;
+        case 'K': key = optarg; break;
+        case 'I': insecure = 1; break;
         default:
             return cli_usage_error("send", "unknown option");
         }
     }
     if (optind >= argc)
         return cli_usage_error("send", "missing HOST:PORT");
+    if ((ca || cert || key || insecure) && !use_tls)
+        return cli_usage_error("send", "--ca, --cert, --key and --insecure need --tls");
+    if (!cert != !key)
+        return cli_usage_error("send", "--cert and --key go together");
     struct net_addr addr;
     struct weir_errmsg e;
+    host_of(argv[optind], s.host, sizeof s.host);
     if (net_addr_parse(&addr, argv[optind++], &e) != 0)
         return cli_usage_error("send", "%s", e.text);
     s.addr = addr.text;
+    if (use_tls && tls_ctx_new_client(ca, cert, key, insecure, &s.tls, &e) != 0) {
+        fprintf(stderr, "weir send: %s\n", e.text);
+        return EXIT_USAGE;
+    }
 
     /* Every input is opened before anything is sent: a typo in the third
      * file name must not leave the first two half-delivered. */
@@ -456,7 +563,8 @@ int cmd_send(int argc, char **argv)
     }
     int64_t deadline = wtime_mono_ns() + timeout_ns;
     for (int i = 0; i < s.n; i++)
-        if ((rc = connect_one(&s, &addr, deadline, &s.outs[i].fd)) != 0)
+        if ((rc = connect_one(&s, &addr, deadline, &s.outs[i].fd)) != 0 ||
+            (s.tls && (rc = handshake(&s, &s.outs[i], deadline)) != 0))
             goto done;
 
     s.t0 = wtime_mono_ns();
@@ -484,11 +592,16 @@ done:
             close(ins[i]);
     if (s.outs)
         for (int i = 0; i < s.n; i++) {
+            tls_free(s.outs[i].tls);
             if (s.outs[i].fd >= 0)
                 close(s.outs[i].fd);
             free(s.outs[i].buf);
         }
     free(s.outs);
+    if (s.tls) {
+        tls_ctx_free(s.tls);
+        tls_global_cleanup();
+    }
     free(s.chunk);
     free(ins);
     return rc;

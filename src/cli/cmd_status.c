@@ -315,10 +315,16 @@ int cmd_status(int argc, char **argv)
                 }
                 printf("\n");
             }
-            printf("  %-12s %.0f open, %.0f accepted, %.0f refused\n", "connections",
-                   num_at(&d2, p2, "connections"),
+            printf("  %-12s %.0f open, %.0f accepted, %.0f refused, %.0f closed idle\n",
+                   "connections", num_at(&d2, p2, "connections"),
                    num_at(&d2, p2, "connections_accepted_total"),
-                   num_at(&d2, p2, "connections_refused_total"));
+                   num_at(&d2, p2, "connections_refused_total"),
+                   num_at(&d2, p2, "idle_closed_total"));
+            if (cfg.pipelines[i].source.tls.cert)
+                printf("  %-12s %.0f handshakes, %.0f failed (%.0f timed out)\n", "tls",
+                       num_at(&d2, p2, "tls_handshakes_total"),
+                       num_at(&d2, p2, "tls_failures_total"),
+                       num_at(&d2, p2, "tls_handshake_timeouts_total"));
             printf("  %-12s %.1f s not reading, %s not yet durable, %.0f write errors\n",
                    "backpressure", num_at(&d2, p2, "backpressure_seconds"), hp,
                    num_at(&d2, p2, "write_errors_total"));

@@ -1062,12 +1062,14 @@ static int parse_kafka_source(struct ctx *c, struct ynode *m, struct config_kafk
 
 static int parse_tls(struct ctx *c, struct ynode *m, struct config_tls *t)
 {
-    static const char *const keys[] = {"cert", "key", "ca", NULL};
+    static const char *const keys[] = {"cert", "key", "ca", "handshake_timeout", NULL};
     TRY(check_map(c, m, keys));
     TRY(require(c, m, "cert"));
     TRY(require(c, m, "key"));
     TRY(get_path(c, m, "cert", &t->cert));
     TRY(get_path(c, m, "key", &t->key));
+    TRY(get_duration(c, m, "handshake_timeout", WTIME_NS_PER_MS * 100, HOUR, 0,
+                     &t->handshake_timeout_ns));
     return get_path(c, m, "ca", &t->ca);
 }
 
@@ -1099,7 +1101,8 @@ static int parse_allow(struct ctx *c, struct ynode *v, struct config_source *s)
 
 static int parse_source(struct ctx *c, struct ynode *m, struct config_source *s)
 {
-    static const char *const keys[] = {"tcp", "kafka", "framing", "allow", "tls", NULL};
+    static const char *const keys[] = {"tcp", "kafka", "framing", "allow", "tls",
+                                       "idle_timeout", NULL};
     size_t old;
     struct ynode *v;
     TRY(check_map(c, m, keys));
@@ -1115,9 +1118,12 @@ static int parse_source(struct ctx *c, struct ynode *m, struct config_source *s)
         if (bad)
             return fail(c, bad, "allow and tls apply to tcp sources; configure Kafka "
                         "security on the brokers");
+        if ((bad = map_get(m, "idle_timeout")))
+            return fail(c, bad, "idle_timeout applies to tcp sources");
     }
     TRY(get_addr(c, m, "tcp", &s->tcp));
     GET_ENUM(c, m, "framing", framings, s->framing);
+    TRY(get_duration(c, m, "idle_timeout", SEC, 100 * 366 * DAY, 1, &s->idle_timeout_ns));
     if ((v = enter(c, m, "allow", &old))) {
         int rc = parse_allow(c, v, s);
         path_set(c, old);
@@ -1157,6 +1163,8 @@ static int pipeline_defaults(struct ctx *c, struct config_pipeline *p)
     if (config_parse_addr(CONFIG_DEFAULT_TCP_ADDR, &p->source.tcp))
         return nomem(c); /* unreachable: the constant parses */
     p->source.framing = CONFIG_FRAMING_NDJSON;
+    p->source.idle_timeout_ns = WEIR_DEFAULT_IDLE_TIMEOUT_MS * WTIME_NS_PER_MS;
+    p->source.tls.handshake_timeout_ns = WEIR_DEFAULT_TLS_HANDSHAKE_MS * WTIME_NS_PER_MS;
     kafka_source_defaults(&p->source.kafka);
     if (!(p->source.kafka.group = astrdup(c->cfg, CONFIG_DEFAULT_KAFKA_GROUP)) ||
         !(p->time_field = astrdup(c->cfg, CONFIG_DEFAULT_TIME_FIELD)))

@@ -141,6 +141,7 @@ struct config_tls {
     char *cert;             /* absolute paths; all NULL when TLS is off */
     char *key;
     char *ca;               /* optional: verify client certificates against it */
+    int64_t handshake_timeout_ns; /* a longer handshake is abandoned */
 };
 
 struct config_source {
@@ -151,6 +152,7 @@ struct config_source {
     struct config_cidr *allow;            /* tcp: allowed clients; nallow 0: all */
     size_t nallow;
     struct config_tls tls;                /* tcp: tls.cert != NULL when on */
+    int64_t idle_timeout_ns;              /* tcp: close a silent connection; or CONFIG_OFF */
 };
 
 /* Durations, or CONFIG_OFF to keep forever. */

@@ -160,6 +160,7 @@ static int put_source(struct buf *b, const struct config_source *s)
             rc = put_option(b, k->options[i]);
     } else {
         rc = rc ? rc : put_kv_addr(b, 6, "tcp", &s->tcp);
+        rc = rc ? rc : put_kv_dur(b, 6, "idle_timeout", s->idle_timeout_ns);
     }
     rc = rc ? rc : buf_puts(b, "      framing: ndjson\n");
     if (s->nallow) {
@@ -176,6 +177,7 @@ static int put_source(struct buf *b, const struct config_source *s)
         rc = rc ? rc : put_kv_str(b, 8, "key", s->tls.key);
         if (s->tls.ca)
             rc = rc ? rc : put_kv_str(b, 8, "ca", s->tls.ca);
+        rc = rc ? rc : put_kv_dur(b, 8, "handshake_timeout", s->tls.handshake_timeout_ns);
     }
     return rc;
 }

@@ -66,6 +66,23 @@
 /* Seconds a shutdown keeps reading connected senders before closing. */
 #define WEIR_DEFAULT_DRAIN_MS 5000
 
+/* Longest TLS handshake (ms). A real one takes a few round trips; a client
+ * that connects and never finishes would otherwise hold a connection slot
+ * and a TLS session for as long as it likes, before any allow-list-passing
+ * certificate was seen. 10 s covers slow links and small devices.
+ * Config: source.tls.handshake_timeout. */
+#define WEIR_DEFAULT_TLS_HANDSHAKE_MS 10000
+
+/* A TCP connection that sent nothing for this long is closed (its partial
+ * last line is quarantined as truncated). TCP keepalive already finds dead
+ * peers within about 2 minutes; this finds live but silent ones (a hung
+ * sender process) and gives back their slot and buffer. It must exceed the
+ * slowest sender's reporting interval, or that sender is disconnected on
+ * every report: meters report every 15 minutes, many devices hourly, and
+ * some legacy devices reconnect badly or not at all, hence 2 hours and not
+ * minutes. Config: source.idle_timeout (off: never). */
+#define WEIR_DEFAULT_IDLE_TIMEOUT_MS (2 * 3600 * 1000LL)
+
 /* Seconds after an hour's end before it is closed (late records welcome). */
 #define WEIR_DEFAULT_GRACE_S 300
 

@@ -10,6 +10,13 @@
  * Counters that other threads read (struct conn_stats) are written only by
  * the loop thread, as relaxed atomic stores: no locked instruction per
  * record, and no data race for a reader on another thread.
+ *
+ * TLS: a read takes TLS records until the set's chunk is full or OpenSSL
+ * wants more from the socket, so the framer sees the same 64 KiB pieces
+ * as with plain TCP. OpenSSL reads ahead (fewer syscalls), so it may hold
+ * bytes that epoll will never report; a connection that stops reading
+ * with such bytes held (turns used up, paused then resumed) goes on the
+ * set's redo list, read again from a 0 ms timer.
  */
 #include "net/conn.h"
 #include "core/limits.h"
@@ -41,6 +48,16 @@
 #define KEEPALIVE_IDLE_S 60
 #define KEEPALIVE_INTVL_S 10
 #define KEEPALIVE_CNT 6
+/* The timeout sweep runs this often at most (a quarter of the shortest
+ * timeout when that is shorter, but not under SWEEP_MIN_MS). */
+#define SWEEP_MAX_MS 1000
+#define SWEEP_MIN_MS 50
+
+/* A message logged at most once per LOG_INTERVAL_MS, with a count. */
+struct rlog {
+    int64_t last_ms;
+    uint64_t unlogged;
+};
 
 struct listener {
     struct conn_set *set;
@@ -51,6 +68,7 @@ struct listener {
 struct stats {
     _Atomic uint64_t accepted, refused, accept_errors, closed, active;
     _Atomic uint64_t bytes, records, truncated, paused_ns;
+    _Atomic uint64_t tls_handshakes, tls_failures, tls_timeouts, idle_closed;
     _Atomic int64_t paused_since; /* mono ns when pause_all began, or 0 */
 };
 
@@ -69,6 +87,12 @@ struct conn_set {
     void *done_data;
     int64_t refuse_log_ms, error_log_ms;
     uint64_t refused_unlogged, errors_unlogged;
+    struct rlog tls_log, idle_log, tls_err_log;
+    int64_t handshake_ms;
+    uint64_t sweep_timer;        /* timeouts, or 0 when none apply */
+    int64_t sweep_ms;
+    struct conn *redo, *redo_run; /* TLS reads to redo; the batch being redone */
+    uint64_t redo_timer;
     struct stats st;
 };
 
@@ -91,34 +115,68 @@ const char *conn_close_reason_name(enum conn_close_reason why)
     case CONN_SHUTDOWN: return "shutdown";
     case CONN_LOCAL: return "local";
     case CONN_NOMEM: return "nomem";
+    case CONN_IDLE: return "idle";
+    case CONN_TLS: return "tls";
     }
     return "unknown";
 }
 
 /* --- reading ------------------------------------------------------------ */
 
-static void on_readable(struct loop *l, int fd, void *data, int mask);
+static void on_io(struct loop *l, int fd, void *data, int mask);
 static void schedule_done(struct conn_set *s);
+static void redo_add(struct conn *c);
 
-static void update_reading(struct conn *c)
+/* 1 if msg should be logged now; counts it either way. */
+static int rlog_due(struct conn_set *s, struct rlog *r)
+{
+    int64_t now = loop_now_ms(s->loop);
+    r->unlogged++;
+    if (r->last_ms != 0 && now - r->last_ms < LOG_INTERVAL_MS)
+        return 0;
+    r->last_ms = now;
+    return 1;
+}
+
+/* Watch c's fd for what it needs now: nothing while closing or paused
+ * (a handshake is never paused: it yields no records), else readable,
+ * or writable when TLS must write before it can go on. */
+static void update_io(struct conn *c)
 {
     struct conn_set *s = c->set;
-    int want = !c->paused && !s->paused_all && !c->closing;
-    if (want == (int)c->reading)
-        return;
-    if (want) {
-        int rc = loop_fd_add(s->loop, c->fd, LOOP_READABLE, on_readable, c);
-        if (rc) {
-            /* Only ENOMEM can get here; the connection stays paused and
-             * its sender blocked, which loses nothing. */
-            log_error("%s: %s: cannot resume reading: %s", set_name(s), c->peer,
-                      weir_strerror(rc));
-            return;
-        }
-    } else {
-        loop_fd_del(s->loop, c->fd, LOOP_READABLE);
+    int active = !c->closing && (c->handshaking || (!c->paused && !s->paused_all));
+    int want_r = active && !c->want_write, want_w = active && c->want_write;
+    int rc = 0;
+
+    if (want_w != (int)c->writing) {
+        if (want_w)
+            rc = loop_fd_add(s->loop, c->fd, LOOP_WRITABLE, on_io, c);
+        else
+            loop_fd_del(s->loop, c->fd, LOOP_WRITABLE);
+        if (rc == 0)
+            c->writing = (unsigned)want_w;
     }
-    c->reading = (unsigned)want;
+    if (rc == 0 && want_r != (int)c->reading) {
+        if (want_r)
+            rc = loop_fd_add(s->loop, c->fd, LOOP_READABLE, on_io, c);
+        else
+            loop_fd_del(s->loop, c->fd, LOOP_READABLE);
+        if (rc == 0) {
+            c->reading = (unsigned)want_r;
+            if (want_r) {
+                /* Time paused is not time idle. */
+                c->active_ms = loop_now_ms(s->loop);
+                if (c->tls && !c->handshaking && tls_pending(c->tls))
+                    redo_add(c);
+            }
+        }
+    }
+    if (rc) {
+        /* Only ENOMEM can get here; the connection stays paused and
+         * its sender blocked, which loses nothing. */
+        log_error("%s: %s: cannot resume reading: %s", set_name(s), c->peer,
+                  weir_strerror(rc));
+    }
 }
 
 static void deliver(struct conn *c, const struct frame *fr)
@@ -131,6 +189,15 @@ static void deliver(struct conn *c, const struct frame *fr)
     s->cfg.ops->on_record(c, fr);
 }
 
+static void list_remove(struct conn **head, struct conn *c)
+{
+    for (struct conn **p = head; *p; p = &(*p)->qnext)
+        if (*p == c) {
+            *p = c->qnext;
+            return;
+        }
+}
+
 /* End c for why: deliver an unfinished record, tell the owner, free. */
 static void conn_end(struct conn *c, enum conn_close_reason why)
 {
@@ -138,10 +205,16 @@ static void conn_end(struct conn *c, enum conn_close_reason why)
     struct frame fr;
 
     c->closing = 1;
+    if (c->queued) {
+        list_remove(&s->redo, c);
+        list_remove(&s->redo_run, c);
+        c->queued = 0;
+    }
     if (why != CONN_LOCAL && why != CONN_NOMEM && framer_finish(&c->fr, &fr) > 0)
         deliver(c, &fr);
     loop_fd_del(s->loop, c->fd, LOOP_READABLE | LOOP_WRITABLE);
     c->reading = 0;
+    c->writing = 0;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -158,27 +231,92 @@ static void conn_end(struct conn *c, enum conn_close_reason why)
               (unsigned long long)c->records);
     if (s->cfg.ops->on_close)
         s->cfg.ops->on_close(c, why);
+    /* Our close_notify tells a TLS sender the end is deliberate; after an
+     * error or a failed handshake there is nobody to tell. */
+    if (c->tls && !c->handshaking && why != CONN_ERROR && why != CONN_TLS)
+        tls_close(c->tls);
     close(c->fd);
+    tls_free(c->tls);
     framer_release(&c->fr);
     free(c);
     if (s->draining && s->count == 0)
         schedule_done(s);
 }
 
-static void on_readable(struct loop *l, int fd, void *data, int mask)
+/*
+ * Read what c has into the set's chunk: > 0 bytes (*drained set when the
+ * socket seems empty), 0 at the end of the stream, WEIR_EAGAIN when
+ * nothing is there, WEIR_EIO on an error (logged).
+ */
+static ssize_t read_some(struct conn *c, int *drained)
 {
-    struct conn *c = data;
+    struct conn_set *s = c->set;
+    if (!c->tls) {
+        for (;;) {
+            ssize_t n = read(c->fd, s->chunk, WEIR_READ_CHUNK);
+            if (n > 0) {
+                *drained = (size_t)n < WEIR_READ_CHUNK;
+                return n;
+            }
+            if (n == 0)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return WEIR_EAGAIN;
+            log_debug("%s: %s: read: %s", set_name(s), c->peer, strerror(errno));
+            return WEIR_EIO;
+        }
+    }
+    /* TLS: TLS records (16 KiB at most) until the chunk is full. An end
+     * met after some bytes is reported by the next call. */
+    size_t len = 0;
+    int end = 0;
+    while (len < WEIR_READ_CHUNK) {
+        int want = 0;
+        ssize_t r = tls_read(c->tls, s->chunk + len, WEIR_READ_CHUNK - len, &want);
+        if (r > 0) {
+            len += (size_t)r;
+            continue;
+        }
+        if (r == WEIR_EAGAIN) {
+            c->want_write = want == LOOP_WRITABLE;
+            *drained = 1;
+        } else {
+            end = r == 0 ? 1 : -1;
+            if (end < 0 && rlog_due(s, &s->tls_err_log)) {
+                log_info("%s: %s: TLS error after the handshake: %s (%llu such error(s) "
+                         "since the last such message)", set_name(s), c->peer,
+                         tls_error(c->tls), (unsigned long long)s->tls_err_log.unlogged);
+                s->tls_err_log.unlogged = 0;
+            }
+        }
+        break;
+    }
+    if (len > 0) {
+        /* OpenSSL answers the same end again on the next call. */
+        return (ssize_t)len;
+    }
+    return end == 0 ? WEIR_EAGAIN : end > 0 ? 0 : WEIR_EIO;
+}
+
+/* One turn of reading c (up to READS_PER_TURN chunks). */
+static void read_turn(struct conn *c)
+{
     struct conn_set *s = c->set;
     enum conn_close_reason end = CONN_LOCAL;
-    int ending = 0;
+    int ending = 0, starved = 0;
 
     c->in_read = 1;
+    c->want_write = 0;
     for (int turn = 0; turn < READS_PER_TURN && !ending; turn++) {
-        ssize_t n = read(fd, s->chunk, WEIR_READ_CHUNK);
+        int drained = 0;
+        ssize_t n = read_some(c, &drained);
         if (n > 0) {
             struct frame fr;
             int rc = 0;
             c->bytes += (uint64_t)n;
+            c->active_ms = loop_now_ms(s->loop);
             STAT_ADD(s, bytes, (uint64_t)n);
             framer_feed(&c->fr, s->chunk, (size_t)n);
             while (!c->closing && (rc = framer_next(&c->fr, &fr)) > 0)
@@ -189,23 +327,146 @@ static void on_readable(struct loop *l, int fd, void *data, int mask)
                 log_error("%s: %s: out of memory for a record spanning reads",
                           set_name(s), c->peer);
                 end = CONN_NOMEM, ending = 1;
-            } else if ((size_t)n < WEIR_READ_CHUNK || !c->reading) {
+            } else if (drained || !c->reading) {
+                starved = drained;
                 break; /* drained the socket, or paused by the owner */
             }
         } else if (n == 0) {
             end = CONN_EOF, ending = 1;
-        } else if (errno == EINTR) {
-            turn--;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        } else if (n == WEIR_EAGAIN) {
+            starved = 1;
             break;
         } else {
-            log_debug("%s: %s: read: %s", set_name(s), c->peer, strerror(errno));
             end = CONN_ERROR, ending = 1;
         }
     }
     c->in_read = 0;
-    if (ending)
+    if (ending) {
         conn_end(c, end);
+        return;
+    }
+    if (c->tls) {
+        update_io(c);
+        /* OpenSSL asked for more from the socket: whatever it holds is an
+         * incomplete record, and epoll will report the rest. Redoing then
+         * would spin until the rest arrives. */
+        if (c->reading && !starved && tls_pending(c->tls))
+            redo_add(c);
+    }
+}
+
+static void tls_failed(struct conn *c, const char *why)
+{
+    struct conn_set *s = c->set;
+    STAT_ADD(s, tls_failures, 1);
+    if (rlog_due(s, &s->tls_log)) {
+        log_warn("%s: TLS handshake with %s failed: %s (%llu failed handshake(s) since "
+                 "the last such message)", set_name(s), c->peer, why,
+                 (unsigned long long)s->tls_log.unlogged);
+        s->tls_log.unlogged = 0;
+    }
+}
+
+/* Advance c's handshake; 0 if c lives on, -1 if it was ended. */
+static int handshake_step(struct conn *c)
+{
+    struct conn_set *s = c->set;
+    int want = 0;
+    int rc = tls_handshake(c->tls, &want);
+    if (rc == WEIR_EAGAIN) {
+        c->want_write = want == LOOP_WRITABLE;
+        update_io(c);
+        return 0;
+    }
+    if (rc != 0) {
+        tls_failed(c, tls_error(c->tls));
+        conn_end(c, CONN_TLS);
+        return -1;
+    }
+    c->handshaking = 0;
+    c->want_write = 0;
+    c->active_ms = loop_now_ms(s->loop);
+    STAT_ADD(s, tls_handshakes, 1);
+    char desc[96];
+    log_debug("%s: %s: TLS established (%s)", set_name(s), c->peer,
+              tls_describe(c->tls, desc, sizeof desc));
+    update_io(c);
+    return 0;
+}
+
+static void on_io(struct loop *l, int fd, void *data, int mask)
+{
+    struct conn *c = data;
+    if (c->handshaking && (handshake_step(c) != 0 || c->handshaking))
+        return;
+    /* Right after the handshake the sender's first records may already
+     * be in OpenSSL's buffer: read now unless paused. */
+    if (c->reading || c->writing)
+        read_turn(c);
+}
+
+/* --- TLS bytes epoll cannot see, timeouts -------------------------------- */
+
+static int64_t redo_fire(struct loop *l, uint64_t id, void *data)
+{
+    struct conn_set *s = data;
+    s->redo_timer = 0;
+    s->redo_run = s->redo;
+    s->redo = NULL;
+    struct conn *c;
+    while ((c = s->redo_run)) {
+        s->redo_run = c->qnext;
+        c->queued = 0;
+        if (c->reading && !c->closing)
+            read_turn(c);
+    }
+    return LOOP_TIMER_DONE;
+}
+
+static void redo_add(struct conn *c)
+{
+    struct conn_set *s = c->set;
+    if (c->queued)
+        return;
+    c->queued = 1;
+    c->qnext = s->redo;
+    s->redo = c;
+    if (!s->redo_timer && !s->freeing) {
+        s->redo_timer = loop_timer_add(s->loop, 0, redo_fire, s);
+        if (!s->redo_timer)
+            log_error("%s: out of memory scheduling a TLS read", set_name(s));
+    }
+}
+
+static int64_t sweep(struct loop *l, uint64_t id, void *data)
+{
+    struct conn_set *s = data;
+    int64_t now = loop_now_ms(l), idle = s->cfg.idle_ms;
+    struct conn *next;
+    for (struct conn *c = s->head; c; c = next) {
+        next = c->next;
+        if (c->handshaking) {
+            if (now - c->opened_ms < s->handshake_ms)
+                continue;
+            char why[96];
+            snprintf(why, sizeof why, "not completed within %lld ms",
+                     (long long)s->handshake_ms);
+            STAT_ADD(s, tls_timeouts, 1);
+            tls_failed(c, why);
+            conn_end(c, CONN_TLS);
+        } else if (idle > 0 && (c->reading || c->writing) && now - c->active_ms >= idle) {
+            STAT_ADD(s, idle_closed, 1);
+            if (rlog_due(s, &s->idle_log)) {
+                log_info("%s: %s: closed after %lld ms without data (source.idle_timeout; "
+                         "%llu idle connection(s) closed since the last such message)",
+                         set_name(s), c->peer, (long long)(now - c->active_ms),
+                         (unsigned long long)s->idle_log.unlogged);
+                s->idle_log.unlogged = 0;
+            }
+            conn_end(c, CONN_IDLE);
+        }
+    }
+    return s->sweep_ms;
 }
 
 /* --- connections -------------------------------------------------------- */
@@ -227,11 +488,17 @@ static int conn_start(struct conn_set *s, int fd, const char *peer, struct conn 
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         return WEIR_ENOMEM;
+    if (s->cfg.tls && tls_new(s->cfg.tls, fd, NULL, &c->tls) != 0) {
+        free(c);
+        return WEIR_ENOMEM;
+    }
+    c->handshaking = c->tls != NULL;
     c->set = s;
     c->fd = fd;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     framer_init(&c->fr, s->cfg.max_record);
     c->opened_ms = loop_now_ms(s->loop);
+    c->active_ms = c->opened_ms;
     c->next = s->head;
     if (s->head)
         s->head->prev = c;
@@ -252,7 +519,7 @@ static int conn_start(struct conn_set *s, int fd, const char *peer, struct conn 
         }
     }
     if (c)
-        update_reading(c);
+        update_io(c);
     if (out)
         *out = c;
     return 0;
@@ -295,13 +562,13 @@ int conn_set_add(struct conn_set *s, int fd, const char *peer, struct conn **out
 void conn_pause(struct conn *c)
 {
     c->paused = 1;
-    update_reading(c);
+    update_io(c);
 }
 
 void conn_resume(struct conn *c)
 {
     c->paused = 0;
-    update_reading(c);
+    update_io(c);
 }
 
 void conn_close(struct conn *c)
@@ -310,7 +577,7 @@ void conn_close(struct conn *c)
         return;
     if (c->in_read) {
         c->closing = 1;
-        update_reading(c);
+        update_io(c);
         return;
     }
     conn_end(c, CONN_LOCAL);
@@ -457,7 +724,7 @@ void conn_set_pause_all(struct conn_set *s)
     s->paused_all = 1;
     atomic_store(&s->st.paused_since, wtime_mono_ns());
     for (struct conn *c = s->head; c; c = c->next)
-        update_reading(c);
+        update_io(c);
 }
 
 void conn_set_resume_all(struct conn_set *s)
@@ -468,7 +735,7 @@ void conn_set_resume_all(struct conn_set *s)
     int64_t since = atomic_exchange(&s->st.paused_since, 0);
     STAT_ADD(s, paused_ns, (uint64_t)(wtime_mono_ns() - since));
     for (struct conn *c = s->head; c; c = c->next)
-        update_reading(c);
+        update_io(c);
 }
 
 int conn_set_is_paused(const struct conn_set *s)
@@ -554,6 +821,10 @@ void conn_set_stats(const struct conn_set *s, struct conn_stats *o)
     o->records = atomic_load_explicit(&st->records, memory_order_relaxed);
     o->truncated = atomic_load_explicit(&st->truncated, memory_order_relaxed);
     o->paused_ns = atomic_load_explicit(&st->paused_ns, memory_order_relaxed);
+    o->tls_handshakes = atomic_load_explicit(&st->tls_handshakes, memory_order_relaxed);
+    o->tls_failures = atomic_load_explicit(&st->tls_failures, memory_order_relaxed);
+    o->tls_timeouts = atomic_load_explicit(&st->tls_timeouts, memory_order_relaxed);
+    o->idle_closed = atomic_load_explicit(&st->idle_closed, memory_order_relaxed);
     int64_t since = atomic_load(&st->paused_since);
     if (since)
         o->paused_ns += (uint64_t)(wtime_mono_ns() - since);
@@ -588,6 +859,20 @@ struct conn_set *conn_set_new(struct loop *l, const struct conn_config *cfg,
     s->chunk = malloc(WEIR_READ_CHUNK);
     if (!s->chunk)
         goto nomem;
+    s->handshake_ms = s->cfg.handshake_ms > 0 ? s->cfg.handshake_ms
+                                              : WEIR_DEFAULT_TLS_HANDSHAKE_MS;
+    int64_t shortest = INT64_MAX;
+    if (s->cfg.tls)
+        shortest = s->handshake_ms;
+    if (s->cfg.idle_ms > 0 && s->cfg.idle_ms < shortest)
+        shortest = s->cfg.idle_ms;
+    if (shortest != INT64_MAX) {
+        s->sweep_ms = shortest / 4;
+        s->sweep_ms = s->sweep_ms > SWEEP_MAX_MS ? SWEEP_MAX_MS
+                      : s->sweep_ms < SWEEP_MIN_MS ? SWEEP_MIN_MS : s->sweep_ms;
+        if (!(s->sweep_timer = loop_timer_add(l, s->sweep_ms, sweep, s)))
+            goto nomem;
+    }
     return s;
 nomem:
     conn_set_free(s);
@@ -604,6 +889,10 @@ void conn_set_free(struct conn_set *s)
         loop_timer_del(s->loop, s->drain_timer);
     if (s->done_timer)
         loop_timer_del(s->loop, s->done_timer);
+    if (s->sweep_timer)
+        loop_timer_del(s->loop, s->sweep_timer);
+    if (s->redo_timer)
+        loop_timer_del(s->loop, s->redo_timer);
     close_listeners(s);
     while (s->head)
         conn_end(s->head, CONN_SHUTDOWN);

@@ -26,6 +26,17 @@
  * never dropped: when a connection ends (EOF, error, drain timeout) they
  * are delivered as a record with FRAME_AT_EOF before on_close.
  *
+ * TLS (conn_config.tls): every accepted connection first does a
+ * non-blocking handshake (net/tls.h) on the loop; records flow only after
+ * it. A handshake that fails or takes longer than handshake_ms closes
+ * the connection (counted in tls_failures). Pause and resume apply to
+ * the records, not to the handshake. Bytes OpenSSL already took off the
+ * socket are read without waiting for epoll (it cannot see them).
+ *
+ * Timeouts (idle_ms, handshake_ms) are checked by one sweep timer per
+ * set (every second, or a quarter of the shortest timeout), not by a
+ * timer per connection: a read only stores the loop's clock.
+ *
  * Everything here runs on the set's loop thread, except struct conn_limit
  * (shared by all sets, atomic) and conn_set_stats (any thread).
  * docs/network.md describes the whole.
@@ -41,6 +52,7 @@
 #include "net/framing.h"
 #include "net/listen.h"
 #include "net/loop.h"
+#include "net/tls.h"
 
 struct conn;
 struct conn_set;
@@ -52,9 +64,11 @@ enum conn_close_reason {
     CONN_SHUTDOWN,  /* shutdown's drain time ran out, or the set was freed */
     CONN_LOCAL,     /* the owner called conn_close */
     CONN_NOMEM,     /* the framer's buffer could not grow */
+    CONN_IDLE,      /* nothing arrived for idle_ms */
+    CONN_TLS,       /* the TLS handshake failed or timed out (no record was read) */
 };
 
-/* "eof", "error", "shutdown", "local", "nomem". */
+/* "eof", "error", "shutdown", "local", "nomem", "idle", "tls". */
 const char *conn_close_reason_name(enum conn_close_reason why);
 
 /* The owner's callbacks. Each receives the connection; c->user is the
@@ -89,6 +103,9 @@ struct conn_config {
     size_t max_record;        /* 0: WEIR_DEFAULT_MAX_RECORD */
     struct conn_limit *limit; /* NULL: no limit */
     const char *name;         /* for log lines (e.g. the pipeline); may be NULL */
+    struct tls_ctx *tls;      /* NULL: plain TCP; else TLS (not owned, outlives the set) */
+    int64_t handshake_ms;     /* TLS: longest handshake; 0: WEIR_DEFAULT_TLS_HANDSHAKE_MS */
+    int64_t idle_ms;          /* close a connection silent this long (reading); 0: never */
 };
 
 struct conn {
@@ -100,12 +117,19 @@ struct conn {
     uint64_t bytes;           /* read from the socket */
     uint64_t records;         /* delivered, truncated ones included */
     int64_t opened_ms;        /* loop_now_ms at accept */
+    int64_t active_ms;        /* loop_now_ms of the last read, accept or resume */
+    struct tls *tls;          /* NULL: plain TCP */
     /* Internal state below: read it, do not write it. */
     unsigned paused : 1;      /* conn_pause asked */
     unsigned in_read : 1;     /* inside this connection's read callback */
     unsigned closing : 1;     /* conn_close asked during the callback */
     unsigned reading : 1;     /* EPOLLIN is on */
+    unsigned writing : 1;     /* EPOLLOUT is on (TLS wants to write) */
+    unsigned handshaking : 1; /* TLS handshake not finished */
+    unsigned want_write : 1;  /* TLS: the last call needs the fd writable */
+    unsigned queued : 1;      /* on the set's list of TLS reads to redo */
     struct conn *prev, *next; /* the set's list */
+    struct conn *qnext;       /* the set's list of TLS reads to redo */
 };
 
 /* Counters of a set; conn_set_stats copies them (any thread). */
@@ -119,6 +143,10 @@ struct conn_stats {
     uint64_t records;         /* delivered */
     uint64_t truncated;       /* of which over max_record */
     uint64_t paused_ns;       /* time spent with the whole set paused */
+    uint64_t tls_handshakes;  /* TLS handshakes completed */
+    uint64_t tls_failures;    /* TLS handshakes failed or timed out */
+    uint64_t tls_timeouts;    /* of which timed out (handshake_ms) */
+    uint64_t idle_closed;     /* connections closed by idle_ms */
 };
 
 /* A set on loop l with the owner's callbacks; NULL with e filled. */

@@ -32,6 +32,10 @@ static const struct counter counters[] = {
     {"weir_connections_accepted_total", "Connections accepted.", PS(conns_accepted), 0},
     {"weir_connections_refused_total", "Connections refused (limits, allow-list).", PS(conns_refused), 0},
     {"weir_read_bytes_total", "Bytes read from sources.", PS(bytes_read), 0},
+    {"weir_tls_handshakes_total", "TLS handshakes completed.", PS(tls_handshakes), 0},
+    {"weir_tls_failures_total", "TLS handshakes failed or timed out (plain-TCP clients, bad or missing client certificates).", PS(tls_failures), 0},
+    {"weir_tls_handshake_timeouts_total", "TLS handshakes not completed within source.tls.handshake_timeout (also in failures).", PS(tls_timeouts), 0},
+    {"weir_idle_closed_total", "Connections closed by source.idle_timeout.", PS(idle_closed), 0},
 };
 
 /* Kafka pipelines only; the /status JSON has them under "kafka", without

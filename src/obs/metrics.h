@@ -26,6 +26,10 @@ struct pipeline_snapshot {
     uint64_t conns_refused;      /* over max_connections or not allowed */
     uint64_t bytes_read;
     uint64_t backpressure_ns;    /* time spent not reading, summed over workers */
+    uint64_t tls_handshakes;     /* TLS handshakes completed */
+    uint64_t tls_failures;       /* TLS handshakes failed or timed out */
+    uint64_t tls_timeouts;       /* of which timed out */
+    uint64_t idle_closed;        /* connections closed by source.idle_timeout */
     int has_sink;                /* a Kafka sink runs: sink is set */
     struct kafka_sink_counts sink;
     int has_transform;           /* a transform runs: xs is set */

@@ -17,6 +17,7 @@
 #include "net/conn.h"
 #include "net/listen.h"
 #include "net/loop.h"
+#include "net/tls.h"
 #include "obs/http.h"
 #include "obs/metrics.h"
 #include "schema/schema.h"
@@ -72,6 +73,7 @@ struct server {
     const struct weir_config *cfg;
     struct schema **schemas;
     struct transform_prep **preps; /* by pipeline: its compiled transform */
+    struct tls_ctx **tls;        /* per pipeline, NULL: plain TCP */
     char **source_text;
     int lock_fd;
     unsigned nworkers;
@@ -282,6 +284,10 @@ static int snapshot(struct server *s, struct server_snapshot *snap)
                 ps->conns_refused += ss.conns_refused;
                 ps->bytes_read += ss.bytes_read;
                 ps->backpressure_ns += ss.paused_ns;
+                ps->tls_handshakes += ss.tls_handshakes;
+                ps->tls_failures += ss.tls_failures;
+                ps->tls_timeouts += ss.tls_timeouts;
+                ps->idle_closed += ss.idle_closed;
                 if (cfg->pipelines[i].source.kind == CONFIG_SOURCE_KAFKA)
                     kafka_part(ps, wp->src);
                 if (cfg->pipelines[i].transform)
@@ -426,12 +432,15 @@ static int load_schemas(struct server *s, struct weir_errmsg *e)
     const struct weir_config *cfg = s->cfg;
     for (size_t i = 0; i < cfg->npipelines; i++) {
         const struct config_pipeline *p = &cfg->pipelines[i];
-        /* Refuse rather than listen in clear text where TLS was asked. */
-        if (p->source.tls.cert)
-            return errmsg_set(e, WEIR_EUNSUPPORTED,
-                              "pipeline %s: source.tls is not supported yet; remove it "
-                              "or terminate TLS in front of weir (e.g. stunnel)",
-                              p->name);
+        /* Loaded before anything listens: a bad file stops the start. */
+        if (p->source.kind == CONFIG_SOURCE_TCP && p->source.tls.cert) {
+            char what[CONFIG_NAME_MAX + 32];
+            snprintf(what, sizeof what, "pipeline %s: source.tls", p->name);
+            int trc = tls_ctx_new_server(p->source.tls.cert, p->source.tls.key,
+                                         p->source.tls.ca, what, &s->tls[i], e);
+            if (trc)
+                return trc;
+        }
         /* The same schema compaction and queries type the lake from. */
         if (!(s->schemas[i] = lake_load_schema(cfg, p, e)))
             return e->code ? e->code : WEIR_ESCHEMA;
@@ -559,16 +568,19 @@ static int start_workers(struct server *s, struct weir_errmsg *e)
             break;
         }
         char src[400];
-        snprintf(src, sizeof src, "tcp %s", bound.text);
+        snprintf(src, sizeof src, "%s %s", s->tls[i] ? "tls" : "tcp", bound.text);
         s->source_text[i] = strdup(src);
-        log_info("%s: listening on %s (%u workers)", p->name, bound.text, s->nworkers);
+        log_info("%s: listening on %s%s (%u workers)", p->name, bound.text,
+                 s->tls[i] ? (p->source.tls.ca ? " with TLS, client certificates required"
+                                               : " with TLS") : "",
+                 s->nworkers);
         for (unsigned k = 0; k < s->nworkers; k++) {
             struct worker *w = &s->workers[k];
             int fd = fds[k];
             fds[k] = -1;
             if (rc == 0)
                 rc = tcp_source_new(w->loop, cfg, p, fd, w->pipes[i].land, &s->limit,
-                                    &w->pipes[i].src, e);
+                                    s->tls[i], &w->pipes[i].src, e);
             else
                 close(fd);
         }
@@ -693,6 +705,11 @@ static void server_release(struct server *s)
         for (size_t i = 0; i < np; i++)
             transform_prep_free(s->preps[i]);
     free(s->preps);
+    /* After the workers: their connections hold references to these. */
+    if (s->tls)
+        for (size_t i = 0; i < np; i++)
+            tls_ctx_free(s->tls[i]);
+    free(s->tls);
     if (s->source_text)
         for (size_t i = 0; i < np; i++)
             free(s->source_text[i]);
@@ -727,8 +744,9 @@ int server_run(const struct weir_config *cfg)
     s.schemas = calloc(cfg->npipelines, sizeof *s.schemas);
     s.source_text = calloc(cfg->npipelines, sizeof *s.source_text);
     s.preps = calloc(cfg->npipelines, sizeof *s.preps);
+    s.tls = calloc(cfg->npipelines, sizeof *s.tls);
     s.sinks = calloc(cfg->npipelines, sizeof *s.sinks);
-    if (!s.schemas || !s.source_text || !s.preps || !s.sinks) {
+    if (!s.schemas || !s.source_text || !s.preps || !s.tls || !s.sinks) {
         errmsg_set(&e, WEIR_ENOMEM, "out of memory");
         exit_code = 3;
         goto done;

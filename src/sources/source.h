@@ -23,6 +23,10 @@ struct source_stats {
     uint64_t conns_refused;
     uint64_t bytes_read;
     uint64_t paused_ns;          /* time spent not reading */
+    uint64_t tls_handshakes;     /* tcp with TLS: handshakes completed */
+    uint64_t tls_failures;       /* ... failed or timed out */
+    uint64_t tls_timeouts;       /* ... of which timed out */
+    uint64_t idle_closed;        /* tcp: connections closed by idle_timeout */
 };
 
 struct source_ops {

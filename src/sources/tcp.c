@@ -80,6 +80,10 @@ static void tcp_stats(const struct source *s, struct source_stats *out)
                          atomic_load_explicit(&t->refused, memory_order_relaxed);
     out->bytes_read = cs.bytes;
     out->paused_ns = cs.paused_ns;
+    out->tls_handshakes = cs.tls_handshakes;
+    out->tls_failures = cs.tls_failures;
+    out->tls_timeouts = cs.tls_timeouts;
+    out->idle_closed = cs.idle_closed;
 }
 
 static void tcp_free(struct source *s)
@@ -103,7 +107,7 @@ static const struct source_ops tcp_ops = {
 int tcp_source_new(struct loop *l, const struct weir_config *cfg,
                    const struct config_pipeline *p, int listen_fd,
                    struct lander *lander, struct conn_limit *limit,
-                   struct source **out, struct weir_errmsg *e)
+                   struct tls_ctx *tls, struct source **out, struct weir_errmsg *e)
 {
     struct tcp_source *t = calloc(1, sizeof *t);
     if (!t) {
@@ -119,6 +123,10 @@ int tcp_source_new(struct loop *l, const struct weir_config *cfg,
         .max_record = p->max_record ? p->max_record : cfg->limits.max_record,
         .limit = limit,
         .name = p->name,
+        .tls = tls,
+        .handshake_ms = p->source.tls.handshake_timeout_ns / WTIME_NS_PER_MS,
+        .idle_ms = p->source.idle_timeout_ns == CONFIG_OFF
+                       ? 0 : p->source.idle_timeout_ns / WTIME_NS_PER_MS,
     };
     t->cs = conn_set_new(l, &cc, e);
     if (!t->cs) {

@@ -7,7 +7,9 @@
  * shared accept lock). A connection belongs to the worker that accepted it
  * for its whole life, so its records land in order in that worker's
  * segments. Clients outside the pipeline's `allow` list are closed at once
- * and counted as refused.
+ * and counted as refused (before any TLS handshake: they cost no crypto).
+ * With source.tls, every connection speaks TLS with the server's context
+ * (one per pipeline, loaded at start by the server, shared by workers).
  */
 #ifndef WEIR_SOURCES_TCP_H
 #define WEIR_SOURCES_TCP_H
@@ -25,6 +27,6 @@
 int tcp_source_new(struct loop *l, const struct weir_config *cfg,
                    const struct config_pipeline *p, int listen_fd,
                    struct lander *lander, struct conn_limit *limit,
-                   struct source **out, struct weir_errmsg *e);
+                   struct tls_ctx *tls, struct source **out, struct weir_errmsg *e);
 
 #endif

@@ -161,7 +161,8 @@ int main(int argc, char **argv)
         return 3;
     }
     conn_limit_init(&limit, max_conns);
-    struct conn_config cfg = {&ops, NULL, max_record, &limit, "sink"};
+    struct conn_config cfg = {.ops = &ops, .max_record = max_record, .limit = &limit,
+                              .name = "sink"};
     for (int i = 0; i < nthreads; i++) {
         struct worker *w = &workers[i];
         w->drain_ms = drain_ms;

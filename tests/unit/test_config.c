@@ -492,6 +492,53 @@ static void test_transform(void **state)
     config_release(&cfg);
 }
 
+static void test_tls_and_idle(void **state)
+{
+    struct weir_config cfg;
+    struct weir_errmsg err;
+    load_ok("pipelines:\n"
+            "  - name: a\n"
+            "    source: {tcp: \"127.0.0.1:0\", tls: {cert: c.pem, key: k.pem}}\n"
+            "  - name: b\n"
+            "    source:\n"
+            "      tcp: \"127.0.0.1:0\"\n"
+            "      idle_timeout: off\n"
+            "      tls: {cert: c.pem, key: k.pem, ca: ca.pem, handshake_timeout: 500ms}\n",
+            &cfg);
+    const struct config_pipeline *a = &cfg.pipelines[0], *b = &cfg.pipelines[1];
+    assert_true(a->source.idle_timeout_ns == WEIR_DEFAULT_IDLE_TIMEOUT_MS * WTIME_NS_PER_MS);
+    assert_true(a->source.tls.handshake_timeout_ns ==
+                WEIR_DEFAULT_TLS_HANDSHAKE_MS * WTIME_NS_PER_MS);
+    assert_string_equal(a->source.tls.cert, "/base/c.pem");
+    assert_null(a->source.tls.ca);
+    assert_true(b->source.idle_timeout_ns == CONFIG_OFF);
+    assert_true(b->source.tls.handshake_timeout_ns == 500 * WTIME_NS_PER_MS);
+    assert_string_equal(b->source.tls.ca, "/base/ca.pem");
+    /* The dump reads back to the same values. */
+    struct buf out = BUF_INIT(1u << 20);
+    struct weir_config again;
+    assert_int_equal(config_dump(&cfg, &out), 0);
+    assert_int_equal(config_load_string("dump", out.data, out.len, "/base", &again, &err), 0);
+    assert_true(again.pipelines[1].source.idle_timeout_ns == CONFIG_OFF);
+    assert_true(again.pipelines[1].source.tls.handshake_timeout_ns == 500 * WTIME_NS_PER_MS);
+    assert_true(again.pipelines[0].source.idle_timeout_ns == a->source.idle_timeout_ns);
+    config_release(&again);
+    buf_release(&out);
+    config_release(&cfg);
+
+    assert_non_null(strstr(load_err("pipelines:\n  - name: a\n"
+                                    "    source: {tcp: \"127.0.0.1:0\", idle_timeout: 10ms}\n",
+                                    &err), "is out of range: 1s to"));
+    assert_non_null(strstr(load_err("pipelines:\n  - name: a\n"
+                                    "    source: {tcp: \"127.0.0.1:0\", tls: {cert: c, key: k, "
+                                    "handshake_timeout: off}}\n", &err),
+                           "handshake_timeout"));
+    assert_non_null(strstr(load_err("pipelines:\n  - name: a\n"
+                                    "    source: {kafka: {brokers: \"127.0.0.1:9092\", topic: t}, "
+                                    "idle_timeout: 1m}\n", &err),
+                           "idle_timeout applies to tcp sources"));
+}
+
 static void test_parse_size(void **state)
 {
     static const struct {
@@ -800,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_values_misc),
         cmocka_unit_test(test_transform),
+        cmocka_unit_test(test_tls_and_idle),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_addr),
         cmocka_unit_test(test_cidr_allow),

@@ -181,7 +181,8 @@ static void srv_start(struct srv *sv, int nloops, unsigned max_conns, size_t max
     conn_limit_init(&sv->limit, max_conns);
     assert_int_equal(net_addr_parse(&a, "127.0.0.1:0", &e), 0);
     assert_int_equal(listen_open_group(&a, nloops, 0, fds, &sv->addr, &e), 0);
-    struct conn_config cfg = {&srv_ops, sv, max_record, &sv->limit, "test"};
+    struct conn_config cfg = {.ops = &srv_ops, .user = sv, .max_record = max_record,
+                              .limit = &sv->limit, .name = "test"};
     for (int i = 0; i < nloops; i++) {
         sv->loops[i] = loop_new(&e);
         assert_non_null(sv->loops[i]);
@@ -586,7 +587,7 @@ static void test_adopted_pipe(void **state)
     conn_limit_init(&sv.limit, 1);
     struct loop *l = loop_new(&e);
     assert_non_null(l);
-    struct conn_config cfg = {&srv_ops, &sv, 0, &sv.limit, NULL};
+    struct conn_config cfg = {.ops = &srv_ops, .user = &sv, .limit = &sv.limit};
     struct conn_set *s = conn_set_new(l, &cfg, &e);
     assert_non_null(s);
     int p[2], q[2];
@@ -615,6 +616,62 @@ static void test_adopted_pipe(void **state)
     loop_free(l);
 }
 
+/* --- idle timeout: a silent connection ends, its partial line delivered -- */
+
+static void run_until_closed(struct loop *l, struct conn_set *s, int64_t max_ms)
+{
+    int64_t end = wtime_mono_ns() + max_ms * WTIME_NS_PER_MS;
+    while (conn_set_count(s) > 0 && wtime_mono_ns() < end)
+        assert_true(loop_run_once(l, 20) >= 0);
+}
+
+static void test_idle_timeout(void **state)
+{
+    static struct srv sv;
+    memset(&sv, 0, sizeof sv);
+    struct weir_errmsg e;
+    conn_limit_init(&sv.limit, 0);
+    struct loop *l = loop_new(&e);
+    assert_non_null(l);
+    struct conn_config cfg = {.ops = &srv_ops, .user = &sv, .limit = &sv.limit,
+                              .idle_ms = 150};
+    struct conn_set *s = conn_set_new(l, &cfg, &e);
+    assert_non_null(s);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(conn_set_add(s, p[0], "pipe:idle", NULL), 0);
+    static const char in[] = "{\"c\":0,\"r\":0}\n{\"cut\":";
+    write_all(p[1], in, sizeof in - 1);
+
+    /* Paused (backpressure), a connection is not idle: it is not read. */
+    for (int i = 0; i < 3; i++)
+        assert_true(loop_run_once(l, 10) >= 0);
+    conn_set_pause_all(s);
+    int64_t t0 = wtime_mono_ns();
+    while (wtime_mono_ns() - t0 < 400 * WTIME_NS_PER_MS)
+        assert_true(loop_run_once(l, 20) >= 0);
+    assert_int_equal(conn_set_count(s), 1);
+
+    /* Resumed, it gets the full timeout again, then ends. */
+    t0 = wtime_mono_ns();
+    conn_set_resume_all(s);
+    run_until_closed(l, s, 2000);
+    int64_t took = (wtime_mono_ns() - t0) / WTIME_NS_PER_MS;
+    assert_int_equal(conn_set_count(s), 0);
+    assert_true(took >= 140 && took < 1000);
+    assert_int_equal(sv.last_reason, CONN_IDLE);
+    assert_int_equal(atomic_load(&sv.records), 2);
+    assert_int_equal(sv.last_flags, FRAME_AT_EOF);
+    assert_memory_equal(sv.last, "{\"cut\":", 7);
+    struct conn_stats st;
+    conn_set_stats(s, &st);
+    assert_int_equal(st.idle_closed, 1);
+    assert_string_equal(conn_close_reason_name(CONN_IDLE), "idle");
+    close(p[1]);
+    conn_set_free(s);
+    loop_free(l);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -626,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_drain),
         cmocka_unit_test(test_close_and_truncate),
         cmocka_unit_test(test_adopted_pipe),
+        cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_thousand_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
