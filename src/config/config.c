@@ -922,9 +922,19 @@ static int val_topic(struct ctx *c, struct ynode *v, char **out)
     return 0;
 }
 
+static int parse_kafka_options(struct ctx *c, struct ynode *m, const char *const *fixed,
+                               const char *why, char ***options, size_t *noptions);
+
+/* librdkafka properties a sink's guarantee depends on (docs/kafka.md, the
+ * Kafka sink): its window and its idempotent, fully acknowledged writes. */
+static const char *const kafka_sink_fixed_options[] = {
+    "bootstrap.servers", "metadata.broker.list", "enable.idempotence", "acks",
+    "request.required.acks", "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes", NULL};
+
 static int parse_kafka_sink(struct ctx *c, struct ynode *m, struct config_kafka_sink *k)
 {
-    static const char *const keys[] = {"brokers", "topic", "key", NULL};
+    static const char *const keys[] = {"brokers", "topic", "key", "options", NULL};
     size_t old;
     TRY(check_map(c, m, keys));
     TRY(require(c, m, "brokers"));
@@ -935,7 +945,15 @@ static int parse_kafka_sink(struct ctx *c, struct ynode *m, struct config_kafka_
     path_set(c, old);
     if (rc)
         return rc;
-    return get_field(c, m, "key", &k->key);
+    TRY(get_field(c, m, "key", &k->key));
+    if ((v = enter(c, m, "options", &old))) {
+        rc = parse_kafka_options(c, v, kafka_sink_fixed_options,
+                                 "brokers is a key of its own; idempotent writes acknowledged "
+                                 "by all replicas and the sink's window are what its "
+                                 "guarantee rests on", &k->options, &k->noptions);
+        path_set(c, old);
+    }
+    return rc;
 }
 
 static int parse_batch(struct ctx *c, struct ynode *m, struct config_batch *b)
@@ -957,7 +975,8 @@ static const char *const kafka_fixed_options[] = {
     "enable.auto.offset.store", "partition.assignment.strategy", "enable.partition.eof",
     NULL};
 
-static int parse_kafka_options(struct ctx *c, struct ynode *m, struct config_kafka_source *k)
+static int parse_kafka_options(struct ctx *c, struct ynode *m, const char *const *fixed,
+                               const char *why, char ***options, size_t *noptions)
 {
     if (m->kind != YNODE_MAP)
         return fail(c, m, "expected a mapping of librdkafka properties to values "
@@ -965,7 +984,7 @@ static int parse_kafka_options(struct ctx *c, struct ynode *m, struct config_kaf
     size_t n = m->n / 2;
     if (n > WEIR_MAX_CONFIG_ENTRIES)
         return fail(c, m, "more than %d options", WEIR_MAX_CONFIG_ENTRIES);
-    if (n && !(k->options = amalloc(c->cfg, n * sizeof *k->options)))
+    if (n && !(*options = amalloc(c->cfg, n * sizeof **options)))
         return nomem(c);
     for (struct ynode *key = m->first; key; key = key->next->next) {
         struct ynode *v = key->next;
@@ -976,11 +995,9 @@ static int parse_kafka_options(struct ctx *c, struct ynode *m, struct config_kaf
             strspn(key->text, "abcdefghijklmnopqrstuvwxyz0123456789._") != key->len)
             rc = fail(c, key, "not a librdkafka property name (lowercase words joined "
                       "by dots: session.timeout.ms)");
-        for (size_t i = 0; !rc && kafka_fixed_options[i]; i++)
-            if (strcmp(key->text, kafka_fixed_options[i]) == 0)
-                rc = fail(c, key, "weir sets %s itself (brokers and group are keys of "
-                          "their own; offsets are committed only once durable)",
-                          key->text);
+        for (size_t i = 0; !rc && fixed[i]; i++)
+            if (strcmp(key->text, fixed[i]) == 0)
+                rc = fail(c, key, "weir sets %s itself (%s)", key->text, why);
         if (!rc && v->is_null)
             rc = fail(c, key, "give a value");
         if (!rc)
@@ -994,7 +1011,7 @@ static int parse_kafka_options(struct ctx *c, struct ynode *m, struct config_kaf
                 memcpy(kv, key->text, kl);
                 kv[kl] = '=';
                 memcpy(kv + kl + 1, val, vl + 1);
-                k->options[k->noptions++] = kv;
+                (*options)[(*noptions)++] = kv;
             }
         }
         path_set(c, old);
@@ -1054,7 +1071,9 @@ static int parse_kafka_source(struct ctx *c, struct ynode *m, struct config_kafk
             return rc;
     }
     if ((v = enter(c, m, "options", &old))) {
-        rc = parse_kafka_options(c, v, k);
+        rc = parse_kafka_options(c, v, kafka_fixed_options,
+                                 "brokers and group are keys of their own; offsets are "
+                                 "committed only once durable", &k->options, &k->noptions);
         path_set(c, old);
     }
     return rc;

@@ -135,6 +135,11 @@ struct config_kafka_sink {
     char *brokers;
     char *topic;
     char *key;              /* dotted field path for the message key; NULL: no key */
+    /* librdkafka producer properties (security.protocol, sasl.*,
+     * message.timeout.ms, ...), "key=value" in file order; the keys weir
+     * sets itself for its guarantee are refused. */
+    char **options;
+    size_t noptions;
 };
 
 struct config_tls {

@@ -98,6 +98,20 @@ static int put_kv_addr(struct buf *b, int indent, const char *key, const struct 
     return put_kv_str(b, indent, key, t);
 }
 
+/* A librdkafka option "key=value"; values of keys that name a password or
+ * a secret (sasl.password, ssl.key.password, ...) are masked. */
+static int put_option(struct buf *b, int indent, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    size_t kl = eq ? (size_t)(eq - kv) : strlen(kv);
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)kl, kv);
+    int secret = strstr(key, "password") || strstr(key, "secret");
+    int rc = buf_appendf(b, "%*s%s: ", indent, "", key);
+    rc = rc ? rc : put_str(b, secret ? "***" : eq ? eq + 1 : "");
+    return rc ? rc : buf_puts(b, "\n");
+}
+
 static int put_kafka_sink(struct buf *b, int indent, const struct config_kafka_sink *k)
 {
     int rc = put_kv_str(b, indent, "brokers", k->brokers);
@@ -105,6 +119,10 @@ static int put_kafka_sink(struct buf *b, int indent, const struct config_kafka_s
         rc = put_kv_str(b, indent, "topic", k->topic);
     if (!rc && k->key)
         rc = put_kv_str(b, indent, "key", k->key);
+    if (!rc && k->noptions)
+        rc = buf_appendf(b, "%*soptions:\n", indent, "");
+    for (size_t i = 0; i < k->noptions && !rc; i++)
+        rc = put_option(b, indent + 2, k->options[i]);
     return rc;
 }
 
@@ -114,20 +132,6 @@ static int put_cidr(struct buf *b, const struct config_cidr *c)
     if (!inet_ntop(c->family, c->addr, t, sizeof t))
         return WEIR_EINVAL;
     return buf_appendf(b, "\"%s/%d\"", t, c->prefix);
-}
-
-/* A librdkafka option "key=value"; values of keys that name a password or
- * a secret (sasl.password, ssl.key.password, ...) are masked. */
-static int put_option(struct buf *b, const char *kv)
-{
-    const char *eq = strchr(kv, '=');
-    size_t kl = eq ? (size_t)(eq - kv) : strlen(kv);
-    char key[256];
-    snprintf(key, sizeof key, "%.*s", (int)kl, kv);
-    int secret = strstr(key, "password") || strstr(key, "secret");
-    int rc = buf_appendf(b, "          %s: ", key);
-    rc = rc ? rc : put_str(b, secret ? "***" : eq ? eq + 1 : "");
-    return rc ? rc : buf_puts(b, "\n");
 }
 
 static int put_source(struct buf *b, const struct config_source *s)
@@ -157,7 +161,7 @@ static int put_source(struct buf *b, const struct config_source *s)
         if (k->noptions)
             rc = rc ? rc : buf_puts(b, "        options:\n");
         for (size_t i = 0; i < k->noptions && !rc; i++)
-            rc = put_option(b, k->options[i]);
+            rc = put_option(b, 10, k->options[i]);
     } else {
         rc = rc ? rc : put_kv_addr(b, 6, "tcp", &s->tcp);
         rc = rc ? rc : put_kv_dur(b, 6, "idle_timeout", s->idle_timeout_ns);

@@ -144,7 +144,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v,
 {
     char err[512];
     if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK)
-        return errmsg_set(e, WEIR_ECONFIG, "kafka sink: %s=%s: %s", k, v, err);
+        /* Not the value: it may be a password. */
+        return errmsg_set(e, WEIR_ECONFIG, "kafka sink: %s: %s", k, err);
     return 0;
 }
 
@@ -169,6 +170,25 @@ static rd_kafka_conf_t *producer_conf(const struct config_kafka_sink *k,
         conf_set(conf, "queue.buffering.max.kbytes", win_kb, e)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
+    }
+    /* The user's properties (TLS, SASL, timeouts) after weir's defaults,
+     * so that they override them; the config refused the ones weir's
+     * guarantee depends on. */
+    for (size_t i = 0; i < k->noptions; i++) {
+        char key[256];
+        const char *eq = strchr(k->options[i], '=');
+        size_t kl = eq ? (size_t)(eq - k->options[i]) : 0;
+        if (!eq || kl >= sizeof key) {
+            errmsg_set(e, WEIR_ECONFIG, "kafka sink: bad option %s", k->options[i]);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+        memcpy(key, k->options[i], kl);
+        key[kl] = '\0';
+        if (conf_set(conf, key, eq + 1, e)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
     }
     return conf;
 }

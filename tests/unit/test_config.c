@@ -209,6 +209,9 @@ static void test_every_key(void **state)
     assert_string_equal(p->sink_kafka->brokers, "k1:9092,k2:9092");
     assert_string_equal(p->sink_kafka->topic, "central");
     assert_string_equal(p->sink_kafka->key, "sensor_id");
+    assert_int_equal(p->sink_kafka->noptions, 2);
+    assert_string_equal(p->sink_kafka->options[0], "message.timeout.ms=60000");
+    assert_string_equal(p->sink_kafka->options[1], "sasl.password=hush");
 
     p = &cfg.pipelines[1];
     assert_string_equal(p->name, "plant_kafka");
