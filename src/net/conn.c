@@ -210,8 +210,11 @@ static void conn_end(struct conn *c, enum conn_close_reason why)
         list_remove(&s->redo_run, c);
         c->queued = 0;
     }
-    if (why != CONN_LOCAL && why != CONN_NOMEM && framer_finish(&c->fr, &fr) > 0)
+    if (why != CONN_LOCAL && why != CONN_NOMEM && framer_finish(&c->fr, &fr) > 0) {
         deliver(c, &fr);
+        if (s->cfg.ops->on_read_end)
+            s->cfg.ops->on_read_end(c);
+    }
     loop_fd_del(s->loop, c->fd, LOOP_READABLE | LOOP_WRITABLE);
     c->reading = 0;
     c->writing = 0;
@@ -305,7 +308,7 @@ static void read_turn(struct conn *c)
 {
     struct conn_set *s = c->set;
     enum conn_close_reason end = CONN_LOCAL;
-    int ending = 0, starved = 0;
+    int ending = 0, starved = 0, delivered = 0;
 
     c->in_read = 1;
     c->want_write = 0;
@@ -319,8 +322,10 @@ static void read_turn(struct conn *c)
             c->active_ms = loop_now_ms(s->loop);
             STAT_ADD(s, bytes, (uint64_t)n);
             framer_feed(&c->fr, s->chunk, (size_t)n);
-            while (!c->closing && (rc = framer_next(&c->fr, &fr)) > 0)
+            while (!c->closing && (rc = framer_next(&c->fr, &fr)) > 0) {
                 deliver(c, &fr);
+                delivered = 1;
+            }
             if (c->closing) {
                 ending = 1;
             } else if (rc < 0) {
@@ -341,6 +346,8 @@ static void read_turn(struct conn *c)
         }
     }
     c->in_read = 0;
+    if (delivered && s->cfg.ops->on_read_end)
+        s->cfg.ops->on_read_end(c);
     if (ending) {
         conn_end(c, end);
         return;

@@ -83,6 +83,11 @@ struct conn_ops {
     void (*on_record)(struct conn *c, const struct frame *rec);
     /* The connection is ending; c is freed when this returns (optional). */
     void (*on_close)(struct conn *c, enum conn_close_reason why);
+    /* After a turn of reading c that delivered records, before c reads
+     * again (and before on_close when the turn ended c): where an owner
+     * that must make records durable before reading more does so
+     * (optional). */
+    void (*on_read_end)(struct conn *c);
 };
 
 /* The process-wide connection limit, shared by every set (every loop). */

@@ -42,9 +42,20 @@ static void on_record(struct conn *c, const struct frame *rec)
         conn_set_pause_all(t->cs);
 }
 
+/* fsync: always: what this turn read is durable before anything more is
+ * read on this worker (land_read_end). */
+static void on_read_end(struct conn *c)
+{
+    struct tcp_source *t = conn_set_user(c->set);
+    land_read_end(t->lander);
+    if (land_pressure(t->lander) && !conn_set_is_paused(t->cs))
+        conn_set_pause_all(t->cs);
+}
+
 static const struct conn_ops tcp_conn_ops = {
     .on_open = on_open,
     .on_record = on_record,
+    .on_read_end = on_read_end,
     .on_close = NULL,
 };
 

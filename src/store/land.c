@@ -85,7 +85,10 @@ struct lander {
 static enum seg_sync sync_of(enum config_fsync f)
 {
     switch (f) {
-    case CONFIG_FSYNC_ALWAYS: return SEG_SYNC_ALWAYS;
+    /* always: the writers commit in groups like group, and the source
+     * calls land_read_end after each read, which fsyncs what it landed
+     * (one fdatasync per read instead of per record; land.h). */
+    case CONFIG_FSYNC_ALWAYS: return SEG_SYNC_GROUP;
     case CONFIG_FSYNC_NEVER: return SEG_SYNC_NEVER;
     default: return SEG_SYNC_GROUP;
     }
@@ -559,6 +562,21 @@ size_t land_unwritten(const struct lander *l)
 {
     return seg_pending(l->raw) + seg_pending(quar_seg(l->quar)) +
            (l->park.len - l->park_off);
+}
+
+int land_read_end(struct lander *l)
+{
+    if (l->p->fsync != CONFIG_FSYNC_ALWAYS || land_unwritten(l) == 0)
+        return 0;
+    int rc = land_sync(l);
+    if (rc && rc != WEIR_EAGAIN) {
+        /* As for a failing append: stop reading until a tick finds the
+         * writers healthy again. */
+        if (!l->disk_error)
+            INC(write_errors);
+        l->disk_error = rc;
+    }
+    return rc;
 }
 
 int land_sync(struct lander *l)

@@ -189,6 +189,16 @@ int land_sync(struct lander *l);
 typedef void land_tap_fn(void *ctx, const char *rec, size_t len, int64_t part_start_ns);
 void land_set_tap(struct lander *l, land_tap_fn *fn, void *ctx);
 
+/*
+ * The end of one read by a source (a TCP connection's read turn: up to a
+ * few read chunks). Under fsync: always, land_sync now, so that every
+ * record is durable before the worker reads anything more: the guarantee
+ * of one fdatasync per record, at the cost of one per read. Otherwise a
+ * no-op. Same return as land_sync; a failure leaves the records in
+ * memory (land_pressure then says stop reading).
+ */
+int land_read_end(struct lander *l);
+
 /* The lander's raw and quarantine segment writers, for seg_marks() after
  * a successful land_sync (a checkpoint of what the files hold). */
 struct seg_writer;

@@ -75,7 +75,8 @@ static void on_close(struct conn *c, enum conn_close_reason why)
         atomic_fetch_add(&closed_eof, 1);
 }
 
-static const struct conn_ops ops = {on_open, on_record, on_close};
+static const struct conn_ops ops = {
+    .on_open = on_open, .on_record = on_record, .on_close = on_close};
 
 static void drained(struct loop *l, void *data)
 {

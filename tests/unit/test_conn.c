@@ -164,7 +164,8 @@ static void srv_on_close(struct conn *c, enum conn_close_reason why)
         sv->only = NULL;
 }
 
-static const struct conn_ops srv_ops = {srv_on_open, srv_on_record, srv_on_close};
+static const struct conn_ops srv_ops = {
+    .on_open = srv_on_open, .on_record = srv_on_record, .on_close = srv_on_close};
 
 static void *srv_thread(void *arg)
 {
