@@ -431,7 +431,7 @@ static void test_meta_splice(void **state)
     assert_non_null(sch);
     struct lander *l = NULL;
     assert_int_equal(land_new(&cfg, &cfg.pipelines[0], sch, 0, &l, &e), 0);
-    struct land_meta m = {test_members, test_peer, NULL, names};
+    struct land_meta m = {test_members, test_peer, NULL, names, NULL};
 #define RECM(s) land_record_meta(l, (s), strlen(s), 0, NULL, NOW, &m)
     assert_int_equal(RECM("{\"ts\":1756807200,\"v\":1}"), 0);
     assert_int_equal(RECM("{ \"ts\" : 1756807201 , \"v\" : { \"a\" : [ ] } }  "), 0);
