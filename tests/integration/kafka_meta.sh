@@ -167,6 +167,12 @@ eq "compact: no raw segment left" "" "$(find "$D" -path '*/raw/*' -name '*.ndjso
 ok "compact: Parquet files" compgen -G "$D/closed/parquet/*/*/*.parquet"
 check_all "parquet"
 
+# requeue judges a record carrying one of the names as serve did: it stays.
+before=$(find "$D/open/quarantine" -name '*.ndjson' -exec cat {} +)
+"$WEIR" requeue -c "$TMP/w.yaml" open >"$TMP/rq_open.out" 2>&1
+eq "requeue open: the record with _kafka_offset stays (exit 1)" 1 $?
+eq "requeue open: its line unchanged" "$before" "$(find "$D/open/quarantine" -name '*.ndjson' -exec cat {} +)"
+
 # A schema that declares one of the names is refused at start.
 sed 's/"ts": {"type": "integer"}}/"ts": {"type": "integer"}, "_Kafka_Key": {"type": "string"}}/' \
     "$TMP/closed.json" >"$TMP/clash.json"
@@ -246,10 +252,14 @@ done
 eq "requeue: rqold's lines have no \"kafka\"" 0 \
     "$(find "$D3/rqold/quarantine" -name '*.ndjson' -exec cat {} + | grep -c '"kafka"')"
 
-out=$("$WEIR" requeue -c "$TMP/rq.yaml" rqnew 2>&1)
+# A schema still wrong, differently: every line gets a new verdict.
+sed 's/"v": {"type": "string"}/"v": {"type": "boolean"}/' "$TMP/strict.json" >"$TMP/rq.json"
+"$WEIR" requeue -c "$TMP/rq.yaml" rqnew >"$TMP/rq1.out" 2>&1
 eq "requeue: still invalid: exit 1" 1 $?
-ok "requeue: the rewritten lines keep \"kafka\"" bash -c \
-    "find '$D3/rqnew/quarantine' -name '*.ndjson' -exec cat {} + | grep -q '\"reason\":\"invalid\".*\"kafka\":{\"topic\":\"r\",\"partition\":2,\"offset\":0,\"key\":\"$LONGKEY\"'"
+Q2=$(find "$D3/rqnew/quarantine" -name '*.ndjson' -exec cat {} +)
+ok "requeue: the lines were rewritten" test "$Q" != "$Q2"
+eq "requeue: the rewritten lines keep \"kafka\"" 15 "$(grep -c '"kafka":{"topic":"r"' <<<"$Q2")"
+ok "requeue: ... the long key whole" grep -q "\"kafka\":{\"topic\":\"r\",\"partition\":2,\"offset\":0,\"key\":\"$LONGKEY\"" <<<"$Q2"
 cp "$TMP/fixed.json" "$TMP/rq.json"
 for t in rqnew rqold; do
     out=$("$WEIR" requeue -c "$TMP/rq.yaml" $t 2>&1)
