@@ -1315,10 +1315,11 @@ static int format_line(struct rq *r, const struct qrec *q,
                        const struct judgment *j)
 {
     size_t n;
-    /* The line keeps its "kafka" (an origin made from the peer is not
-     * written: the peer stays as it is). */
+    /* The line keeps its "kafka", whatever the pipeline's source is now
+     * (it may be Kafka again later); an origin made from the peer is not
+     * written: the peer stays as it is. */
     const struct quar_kafka *kafka = NULL;
-    if (r->kafka && q->t_kafka >= 0 && origin_field(r, q->t_kafka) == 0)
+    if (q->t_kafka >= 0 && origin_field(r, q->t_kafka) == 0)
         kafka = &r->origin;
     struct quar_record qr = {
         .received_at_ns = q->received_at,
