@@ -83,7 +83,7 @@
  * partition, offset, timestamp, the key in base64, "...". The peer is
  * built for every message (land_record wants it before it knows whether
  * the record is quarantined), so it is plain copies into a fixed array. */
-#define PEER_KEY_MAX 256
+#define PEER_KEY_MAX KMETA_PEER_KEY_MAX /* its format: store/kmeta.h */
 #define PEER_MAX (OFFSETS_TOPIC_MAX + 80 + PEER_KEY_MAX * 4 / 3 + 16)
 
 struct kpart {
@@ -149,6 +149,7 @@ struct kafka_source {
     struct buf pbjson;        /* ... and the JSON of the payload */
     const struct kpart *cur_kp;       /* the message being landed */
     const rd_kafka_message_t *cur_m;
+    struct quar_kafka origin;         /* meta_origin's, for the lander */
     char peer[PEER_MAX];
 
     /* Lag of the owned partitions, made on the loop, read by /metrics. */
@@ -506,6 +507,24 @@ static const char *meta_peer(void *ctx)
     return peer_of(k, k->cur_kp, k->cur_m);
 }
 
+/* The exact origin, for quarantine's "kafka" (requeue adds the members
+ * from it: the peer cuts long keys). */
+static const struct quar_kafka *meta_origin(void *ctx)
+{
+    struct kafka_source *k = ctx;
+    const rd_kafka_message_t *m = k->cur_m;
+    rd_kafka_timestamp_type_t tt;
+    k->origin = (struct quar_kafka){
+        .topic = k->cur_kp->topic,
+        .partition = k->cur_kp->partition,
+        .offset = m->offset,
+        .key = m->key,
+        .key_len = m->key_len,
+        .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
+    };
+    return &k->origin;
+}
+
 /*
  * A Protobuf payload: decoded into JSON and landed like a JSON payload; if
  * it does not decode, or its JSON is quarantined, quarantine keeps the
@@ -519,8 +538,8 @@ static void land_protobuf(struct kafka_source *k, const char *p, size_t n,
         /* The error names the message type, the field and the byte; the
          * path is the root, as for a payload that is not JSON. requeue
          * (store/requeue.c) gives the same verdict. */
-        land_reject(k->lander, QUAR_INVALID, "", e.text, p, n, LAND_BINARY,
-                    lm->peer(lm->ctx), now);
+        land_reject_meta(k->lander, QUAR_INVALID, "", e.text, p, n, LAND_BINARY, NULL,
+                         now, lm);
         return;
     }
     land_quarantine_bytes(k->lander, p, n);
@@ -547,19 +566,20 @@ static void handle(struct kafka_source *k, rd_kafka_message_t *m, int64_t now)
         transform_stream_tap(k->xf, kp->dnext < 0 || m->offset >= kp->dnext);
     size_t len = m->len;
     const char *payload = m->payload ? m->payload : "";
+    /* Members, peer and origin are made only when the lander asks: peer
+     * and origin only for a quarantined record, the members only for a
+     * valid one. */
+    k->cur_kp = kp;
+    k->cur_m = m;
+    struct land_meta lm = {meta_members, meta_peer, k, kmeta_names, meta_origin};
     /* The key is stored with the record: one longer than max_record makes
      * the message too large, as a payload past it does. */
     if (len > k->max_record || (m->key && m->key_len > k->max_record)) {
         if (len > k->max_record)
             len = k->max_record;
-        land_record(k->lander, payload, len, LAND_TRUNCATED | (k->pb ? LAND_BINARY : 0),
-                    peer_of(k, kp, m), now);
+        land_record_meta(k->lander, payload, len,
+                         LAND_TRUNCATED | (k->pb ? LAND_BINARY : 0), NULL, now, &lm);
     } else {
-        /* Members and peer are made only when the lander asks: the peer
-         * only for a quarantined record, the members only for a valid one. */
-        k->cur_kp = kp;
-        k->cur_m = m;
-        struct land_meta lm = {meta_members, meta_peer, k, kmeta_names};
         if (k->pb) {
             land_protobuf(k, payload, len, &lm, now);
         } else {

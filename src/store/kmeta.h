@@ -34,12 +34,27 @@
 
 struct shape;
 
+/*
+ * A quarantined Kafka record's peer (sources/kafka.c writes it, requeue
+ * reads it back from lines that have no "kafka" field, store/requeue.h):
+ *
+ *   TOPIC/PARTITION@OFFSET[ ts=MS][ key=KEY | key_b64=BASE64][...]
+ *
+ * key= when the key is printable ASCII (0x21-0x7e), key_b64= otherwise,
+ * neither without a key or with an empty one; only the first
+ * KMETA_PEER_KEY_MAX bytes of the key, then "..." when it was longer.
+ */
+#define KMETA_PEER_KEY_MAX 256
+
 /* The member names, in the order they are written; NULL-terminated. */
 extern const char *const kmeta_names[];
 
-/* Room for kmeta_prefix's output (a topic of at most 249 characters, as
- * Kafka allows, each escaped at worst as \u00XX). */
-#define KMETA_PREFIX_MAX (249 * 6 + 96)
+/* The longest topic name Kafka allows. */
+#define KMETA_TOPIC_MAX 249
+
+/* Room for kmeta_prefix's output (a topic of at most KMETA_TOPIC_MAX
+ * characters, each escaped at worst as \u00XX). */
+#define KMETA_PREFIX_MAX (KMETA_TOPIC_MAX * 6 + 96)
 
 /*
  * Write `"_kafka_topic":"T","_kafka_partition":P,"_kafka_offset":` to

@@ -302,13 +302,20 @@ static int put(struct lander *l, int quarantine, int64_t part_start,
     return park(l, quarantine, part_start, rec, len);
 }
 
+/* The peer to quarantine with: the one given, else meta's, made now. */
+static const char *who(const char *peer, const struct land_meta *meta)
+{
+    return peer || !meta || !meta->peer ? peer : meta->peer(meta->ctx);
+}
+
 static int quarantine(struct lander *l, enum quar_reason reason, const char *path,
                       const char *msg, const char *rec, size_t len, unsigned flags,
-                      const char *peer, int64_t now_ns)
+                      const char *peer, int64_t now_ns, const struct land_meta *meta)
 {
     struct quar_record q = {
         .received_at_ns = now_ns,
-        .peer = peer,
+        .peer = who(peer, meta),
+        .kafka = meta && meta->origin ? meta->origin(meta->ctx) : NULL,
         .reason = reason,
         .path = path,
         .error = msg,
@@ -342,7 +349,7 @@ static int quarantine(struct lander *l, enum quar_reason reason, const char *pat
 /* The first of names that is a top-level key of doc's object root, or
  * NULL. Only keys starting with '_' (or escaped) are compared: the walk
  * costs a few loads per member. */
-static const char *meta_clash(const struct json_doc *d, const char *const *names)
+const char *land_meta_clash(const struct json_doc *d, const char *const *names)
 {
     uint32_t k = 1;
     for (uint32_t m = 0; m < d->toks[0].count; m++) {
@@ -358,28 +365,32 @@ static const char *meta_clash(const struct json_doc *d, const char *const *names
     return NULL;
 }
 
+int land_meta_splice(struct buf *b, const struct json_doc *d, const char *rec,
+                     size_t len, const struct land_meta *meta)
+{
+    const struct json_tok *root = &d->toks[0];
+    size_t close = root->off + root->len - 1;
+    assert(d->src == rec && close < len && rec[close] == '}');
+    buf_reset(b);
+    int rc = buf_append(b, rec, close);
+    if (!rc && root->count)
+        rc = buf_putc(b, ',');
+    if (!rc)
+        rc = meta->members(meta->ctx, b);
+    if (!rc)
+        rc = buf_append(b, rec + close, len - close);
+    return rc;
+}
+
 /* out[0..*len) with meta's members before the root object's closing
  * brace, in l->splice; NULL when it does not fit (too_large). */
 static const char *splice(struct lander *l, const struct json_doc *d, const char *out,
                           size_t *len, const struct land_meta *meta)
 {
-    const struct json_tok *root = &d->toks[0];
-    size_t close = root->off + root->len - 1;
-    assert(d->src == out && close < *len && out[close] == '}');
-    buf_reset(&l->splice);
-    if (buf_append(&l->splice, out, close) != 0 ||
-        (root->count && buf_putc(&l->splice, ',') != 0) ||
-        meta->members(meta->ctx, &l->splice) != 0 ||
-        buf_append(&l->splice, out + close, *len - close) != 0)
+    if (land_meta_splice(&l->splice, d, out, *len, meta) != 0)
         return NULL;
     *len = l->splice.len;
     return l->splice.data;
-}
-
-/* The peer to quarantine with: the one given, else meta's, made now. */
-static const char *who(const char *peer, const struct land_meta *meta)
-{
-    return peer || !meta || !meta->peer ? peer : meta->peer(meta->ctx);
 }
 
 int land_record(struct lander *l, const char *rec, size_t len, unsigned flags,
@@ -400,14 +411,13 @@ int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned fla
         char msg[128];
         snprintf(msg, sizeof msg, "record longer than max_record (%zu bytes)",
                  l->max_record);
-        return quarantine(l, QUAR_TOO_LARGE, "", msg, rec, len, flags, who(peer, meta),
-                          now_ns);
+        return quarantine(l, QUAR_TOO_LARGE, "", msg, rec, len, flags, peer, now_ns, meta);
     }
     struct verdict vd;
     int ok = validator_check(l->v, rec, len, &vd);
     if (ok < 0) {
         return quarantine(l, QUAR_INVALID, "", weir_strerror(ok), rec, len, flags,
-                          who(peer, meta), now_ns);
+                          peer, now_ns, meta);
     }
     if (ok == 0) {
         enum quar_reason r = QUAR_INVALID;
@@ -417,15 +427,14 @@ int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned fla
             snprintf(vd.message + n, sizeof vd.message - n,
                      " (the connection closed in the middle of this record)");
         }
-        return quarantine(l, r, vd.path, vd.message, rec, len, flags, who(peer, meta),
-                          now_ns);
+        return quarantine(l, r, vd.path, vd.message, rec, len, flags, peer, now_ns, meta);
     }
     int64_t ts;
     char why[256];
     int reason = land_event_time(l->p, validator_doc(l->v), &ts, why, sizeof why);
     if (reason)
         return quarantine(l, (enum quar_reason)reason, "", why, rec, len, flags,
-                          who(peer, meta), now_ns);
+                          peer, now_ns, meta);
     if ((l->p->time_max_ahead_ns != CONFIG_OFF && ts > now_ns + l->p->time_max_ahead_ns) ||
         (l->p->time_max_age_ns != CONFIG_OFF && ts < now_ns - l->p->time_max_age_ns)) {
         char when[40];
@@ -434,7 +443,7 @@ int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned fla
                  "event time %s is outside the accepted window "
                  "(time_max_ahead / time_max_age)", when);
         return quarantine(l, QUAR_TIME_OUT_OF_RANGE, "", why, rec, len, flags,
-                          who(peer, meta), now_ns);
+                          peer, now_ns, meta);
     }
     int64_t start;
     part_start(ts, l->grain, &start);
@@ -447,20 +456,20 @@ int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned fla
     const char *out = validator_output(l->v, &outlen);
     const struct json_doc *d = validator_doc(l->v);
     if (meta && d->toks[0].type == JSON_OBJECT) {
-        const char *dup = meta_clash(d, meta->names);
+        const char *dup = land_meta_clash(d, meta->names);
         if (dup) {
             char path[64];
             snprintf(path, sizeof path, "/%s", dup);
             snprintf(why, sizeof why, "\"%s\" is a member weir adds to the records "
                      "of this pipeline; the record may not carry it", dup);
             return quarantine(l, QUAR_INVALID, path, why, rec, len, flags,
-                              who(peer, meta), now_ns);
+                              peer, now_ns, meta);
         }
         if (!(out = splice(l, d, out, &outlen, meta))) {
             snprintf(why, sizeof why, "the record with the members weir adds is "
                      "longer than the lander can hold");
             return quarantine(l, QUAR_TOO_LARGE, "", why, rec, len, flags,
-                              who(peer, meta), now_ns);
+                              peer, now_ns, meta);
         }
     }
     if (validator_coerced(l->v))
@@ -489,11 +498,19 @@ int land_reject(struct lander *l, enum quar_reason reason, const char *path,
                 const char *error, const void *rec, size_t len, unsigned flags,
                 const char *peer, int64_t now_ns)
 {
+    return land_reject_meta(l, reason, path, error, rec, len, flags, peer, now_ns,
+                            NULL);
+}
+
+int land_reject_meta(struct lander *l, enum quar_reason reason, const char *path,
+                     const char *error, const void *rec, size_t len, unsigned flags,
+                     const char *peer, int64_t now_ns, const struct land_meta *meta)
+{
     ADD(records, 1);
     ADD(bytes, len);
     l->q_orig = NULL;
     l->orig = NULL;
-    return quarantine(l, reason, path, error, rec, len, flags, peer, now_ns);
+    return quarantine(l, reason, path, error, rec, len, flags, peer, now_ns, meta);
 }
 
 int land_pressure(const struct lander *l)

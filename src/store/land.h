@@ -131,6 +131,11 @@ struct land_meta {
     const char *(*peer)(void *ctx);
     void *ctx;
     const char *const *names;   /* the names members() writes, NULL-terminated */
+    /* Where the record came from, written with it when it is quarantined
+     * (quarantine's "kafka", so that requeue can add the members exactly:
+     * store/requeue.h); called only then; may be NULL. The struct must
+     * stay valid until the call that landed the record returns. */
+    const struct quar_kafka *(*origin)(void *ctx);
 };
 
 /*
@@ -145,6 +150,25 @@ struct land_meta {
  */
 int land_record_meta(struct lander *l, const char *rec, size_t len, unsigned flags,
                      const char *peer, int64_t now_ns, const struct land_meta *meta);
+
+/* land_reject, with meta's origin (NULL meta: land_reject; its peer when
+ * peer is NULL). */
+int land_reject_meta(struct lander *l, enum quar_reason reason, const char *path,
+                     const char *error, const void *rec, size_t len, unsigned flags,
+                     const char *peer, int64_t now_ns, const struct land_meta *meta);
+
+/*
+ * The two steps of land_record_meta, for requeue, which files records
+ * itself and must store what the server would have: the first of names
+ * that is a top-level member of d's object root (NULL: none); and
+ * rec[0..len) (d's source, an object) with meta's members spliced before
+ * its closing brace, into b (reset first): 0, or WEIR_ELIMIT when b's
+ * bound is too small, or members()'s error.
+ */
+struct json_doc;
+const char *land_meta_clash(const struct json_doc *d, const char *const *names);
+int land_meta_splice(struct buf *b, const struct json_doc *d, const char *rec,
+                     size_t len, const struct land_meta *meta);
 
 /*
  * 1 when the source should stop reading: the writers hold more than the

@@ -104,6 +104,36 @@ static int put_text(struct buf *b, const char *s)
     return rc;
 }
 
+/* ,"kafka":{...} for k; WEIR_ELIMIT when out's bound is too small. */
+static int put_kafka(struct buf *b, const struct quar_kafka *k)
+{
+    int rc = buf_puts(b, ",\"kafka\":{\"topic\":");
+    if (!rc)
+        rc = put_text(b, k->topic);
+    if (!rc)
+        rc = buf_appendf(b, ",\"partition\":%" PRId32 ",\"offset\":%" PRId64,
+                         k->partition, k->offset);
+    if (!rc && k->key) {
+        const char *key = k->key_len ? k->key : "";
+        if (json_utf8_valid(key, k->key_len)) {
+            rc = buf_puts(b, ",\"key\":");
+            if (!rc)
+                rc = buf_put_json_string(b, key, k->key_len);
+        } else {
+            rc = buf_puts(b, ",\"key_b64\":\"");
+            if (!rc)
+                rc = buf_put_base64(b, key, k->key_len);
+            if (!rc)
+                rc = buf_putc(b, '"');
+        }
+    }
+    if (!rc && k->timestamp_ms >= 0)
+        rc = buf_appendf(b, ",\"timestamp\":%" PRId64, k->timestamp_ms);
+    if (!rc)
+        rc = buf_putc(b, '}');
+    return rc;
+}
+
 int quar_format(struct buf *out, const char *pipeline,
                 const struct quar_record *r)
 {
@@ -153,6 +183,16 @@ int quar_format(struct buf *out, const char *pipeline,
      * never learns its full size: no "size" then, rather than a wrong 0. */
     if (!rc && r->truncated && r->size)
         rc = buf_appendf(out, ",\"size\":%" PRIu64, r->size);
+    if (!rc && r->kafka) {
+        /* Only a key near max_record can make it too long: the peer still
+         * says where the record came from (with the key cut), so the line
+         * goes without "kafka" rather than not at all. */
+        size_t before_kafka = out->len;
+        if ((rc = put_kafka(out, r->kafka)) == WEIR_ELIMIT) {
+            buf_truncate(out, before_kafka);
+            rc = 0;
+        }
+    }
     if (!rc)
         rc = buf_putc(out, '}');
     if (rc)

@@ -30,9 +30,21 @@
  *   size         number   if cut   ... and this was its full size in bytes
  *                         and known (absent when the source cut the
  *                         record before its end arrived, as TCP does)
+ *   kafka        object   Kafka    where the message was (struct quar_kafka):
+ *                         records  {"topic":"m","partition":0,"offset":5,
+ *                                  "key":"k" | "key_b64":"..",
+ *                                  "timestamp":1756803600123}; key when the
+ *                                  key is valid UTF-8, key_b64 otherwise,
+ *                                  neither without a key; timestamp when
+ *                                  the message has one. Exact (the peer cuts
+ *                                  long keys), so that requeue can add the
+ *                                  metadata members (kmeta.h) a Kafka source
+ *                                  adds. Absent in lines written before it
+ *                                  existed, and when the line would be
+ *                                  longer than the writer takes with it.
  *
  * peer, path and error are cut to 4 KiB and any invalid UTF-8 in them is
- * replaced by U+FFFD; raw/raw_b64 are exact.
+ * replaced by U+FFFD; raw/raw_b64 and kafka are exact.
  */
 #ifndef WEIR_STORE_QUARANTINE_H
 #define WEIR_STORE_QUARANTINE_H
@@ -60,6 +72,16 @@ enum quar_reason {
 const char *quar_reason_name(enum quar_reason r);
 int quar_reason_parse(const char *s);
 
+/* Where a rejected Kafka message was: its quarantine line's "kafka". */
+struct quar_kafka {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;         /* NULL: the message has no key ("" is a key) */
+    size_t key_len;
+    int64_t timestamp_ms;    /* < 0: the message has no timestamp */
+};
+
 /* One rejected record. Strings may be NULL (written as null). */
 struct quar_record {
     int64_t received_at_ns;
@@ -72,6 +94,7 @@ struct quar_record {
     int binary;              /* raw is a binary payload: raw_b64 always */
     int truncated;           /* raw is the first raw_len bytes of ... */
     uint64_t size;           /* ... a record this long (0: unknown) */
+    const struct quar_kafka *kafka; /* NULL: not from Kafka, no "kafka" */
 };
 
 /* Longest peer/path/error kept, in bytes. */

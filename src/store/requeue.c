@@ -24,6 +24,7 @@
 #include "schema/json.h"
 #include "schema/protobuf.h"
 #include "schema/validate.h"
+#include "store/kmeta.h"
 #include "store/lake.h"
 #include "store/land.h"
 #include "store/partition.h"
@@ -653,6 +654,12 @@ struct rq {
     struct protobuf *pb;  /* a protobuf pipeline: records are decoded ... */
     struct protobuf_decoder *pbd;
     struct buf pbjson;    /* ... into this first, as its Kafka source does */
+    int kafka;            /* a Kafka pipeline: valid records get kmeta's members */
+    struct buf splice;    /* a record with them */
+    struct quar_kafka origin; /* the record's, for the members (qrec_origin) */
+    char topic[KMETA_TOPIC_MAX + 1];
+    struct buf key;       /* origin.key's bytes */
+    char prefix[KMETA_PREFIX_MAX];
 };
 
 /* ---- outputs ---- */
@@ -894,6 +901,7 @@ struct qrec {
     int64_t received_at;
     int truncated;
     int t_peer, t_path, t_error, t_raw, t_b64; /* token indices, -1: absent */
+    int t_kafka;          /* the "kafka" object; -1: absent (or not an object) */
 };
 
 /* Parse one quarantine line into q (the doc keeps its tokens); 0 or -1
@@ -903,7 +911,7 @@ static int qrec_parse(struct rq *r, const char *line, size_t len, struct qrec *q
     struct json_doc *d = &r->doc;
     memset(q, 0, sizeof(*q));
     q->reason = -1;
-    q->t_peer = q->t_path = q->t_error = q->t_raw = q->t_b64 = -1;
+    q->t_peer = q->t_path = q->t_error = q->t_raw = q->t_b64 = q->t_kafka = -1;
     if (json_scan(d, line, len) != JSON_OK || d->toks[0].type != JSON_OBJECT)
         return -1;
     int have_time = 0;
@@ -952,6 +960,9 @@ static int qrec_parse(struct rq *r, const char *line, size_t len, struct qrec *q
             q->t_b64 = v;
         } else if (KEY("truncated")) {
             q->truncated = vt->type == JSON_TRUE;
+        } else if (KEY("kafka")) {
+            /* Not an object (edited by hand): the peer says it, less well. */
+            q->t_kafka = vt->type == JSON_OBJECT ? v : -1;
         }
 #undef KEY
         k = vt->next;
@@ -1001,6 +1012,182 @@ static int qrec_raw(struct rq *r, const struct qrec *q)
     return 0;
 }
 
+/* ---- where a Kafka record came from ---- */
+
+/* The decoded string token t as a topic into r->topic; 0 or -1. */
+static int topic_copy(struct rq *r, const struct json_tok *t)
+{
+    if (t->type != JSON_STRING || t->len - 2 > KMETA_TOPIC_MAX)
+        return -1;
+    size_t n = json_str_decode(&r->doc, t, r->topic, KMETA_TOPIC_MAX);
+    r->topic[n] = '\0';
+    return n && strlen(r->topic) == n ? 0 : -1;
+}
+
+/* The line's "kafka" object into r->origin: 0, or -1 if it is not one
+ * weir writes. */
+static int origin_field(struct rq *r, int t_obj)
+{
+    const struct json_doc *d = &r->doc;
+    struct quar_kafka *o = &r->origin;
+    int have_topic = 0, have_part = 0, have_off = 0;
+    int64_t v;
+    memset(o, 0, sizeof(*o));
+    o->timestamp_ms = -1;
+    uint32_t k = (uint32_t)t_obj + 1;
+    for (uint32_t m = 0; m < d->toks[t_obj].count; m++) {
+        const struct json_tok *kt = &d->toks[k], *vt = &d->toks[k + 1];
+#define KEY(s) json_str_eq(d, kt, s, sizeof(s) - 1)
+#define INT(lo, hi) (vt->type == JSON_NUMBER && json_num_int64(d, vt, &v) && \
+                     v >= (lo) && v <= (hi))
+        if (KEY("topic")) {
+            if (topic_copy(r, vt) != 0)
+                return -1;
+            o->topic = r->topic;
+            have_topic = 1;
+        } else if (KEY("partition")) {
+            if (!INT(0, INT32_MAX))
+                return -1;
+            o->partition = (int32_t)v;
+            have_part = 1;
+        } else if (KEY("offset")) {
+            if (!INT(0, INT64_MAX))
+                return -1;
+            o->offset = v;
+            have_off = 1;
+        } else if (KEY("timestamp")) {
+            if (!INT(0, INT64_MAX))
+                return -1;
+            o->timestamp_ms = v;
+        } else if (KEY("key") || KEY("key_b64")) {
+            int b64 = KEY("key_b64");
+            if (vt->type != JSON_STRING || o->key ||
+                (b64 && (vt->flags & JSON_F_ESCAPED)))
+                return -1;
+            buf_reset(&r->key);
+            if (buf_reserve(&r->key, vt->len) != 0)
+                return -1;
+            if (b64) {
+                long got = b64_decode(json_tok_ptr(d, vt) + 1, vt->len - 2,
+                                      (unsigned char *)r->key.data);
+                if (got < 0)
+                    return -1;
+                r->key.len = (size_t)got;
+            } else {
+                r->key.len = json_str_decode(d, vt, r->key.data, vt->len);
+            }
+            o->key = r->key.data;
+            o->key_len = r->key.len;
+        }
+#undef INT
+#undef KEY
+        k = vt->next;
+    }
+    return have_topic && have_part && have_off ? 0 : -1;
+}
+
+/* Digits s[*i..) as a number up to max: 0 and *v, or -1. */
+static int peer_num(const char *s, size_t n, size_t *i, int64_t max, int64_t *v)
+{
+    size_t start = *i;
+    *v = 0;
+    for (; *i < n && s[*i] >= '0' && s[*i] <= '9'; (*i)++) {
+        int dg = s[*i] - '0';
+        if (*v > (max - dg) / 10)
+            return -1;
+        *v = *v * 10 + dg;
+    }
+    return *i > start ? 0 : -1;
+}
+
+/*
+ * A peer "TOPIC/PARTITION@OFFSET[ ts=MS][ key=K|key_b64=B][...]" (its
+ * format: kmeta.h) into r->origin, for lines written before "kafka"
+ * existed: 0, or -1 if it is not one. A key cut at KMETA_PEER_KEY_MAX
+ * bytes is left out (NULL in its column, never a wrong key), and so is an
+ * empty key, which the peer does not show.
+ */
+static int origin_peer(struct rq *r, const char *s, size_t n)
+{
+    struct quar_kafka *o = &r->origin;
+    int64_t v;
+    size_t i = 0;
+    memset(o, 0, sizeof(*o));
+    o->timestamp_ms = -1;
+    /* Kafka topics are [a-zA-Z0-9._-]: never '/', '@' or a space. */
+    while (i < n && i < KMETA_TOPIC_MAX && s[i] != '/' && s[i] != '@' && s[i] > ' ')
+        i++;
+    if (i == 0 || i >= n || s[i] != '/')
+        return -1;
+    memcpy(r->topic, s, i);
+    r->topic[i++] = '\0';
+    o->topic = r->topic;
+    if (peer_num(s, n, &i, INT32_MAX, &v) != 0 || i >= n || s[i++] != '@')
+        return -1;
+    o->partition = (int32_t)v;
+    if (peer_num(s, n, &i, INT64_MAX, &o->offset) != 0)
+        return -1;
+    if (n - i > 4 && memcmp(s + i, " ts=", 4) == 0) {
+        i += 4;
+        if (peer_num(s, n, &i, INT64_MAX, &o->timestamp_ms) != 0)
+            return -1;
+    }
+    if (i == n)
+        return 0;
+    int b64 = n - i > 9 && memcmp(s + i, " key_b64=", 9) == 0;
+    if (!b64 && !(n - i > 5 && memcmp(s + i, " key=", 5) == 0))
+        return -1;
+    const char *key = s + i + (b64 ? 9 : 5);
+    size_t len = n - i - (b64 ? 9 : 5);
+    /* Only a cut key is longer than KMETA_PEER_KEY_MAX (key=) or ends in
+     * "..." (key_b64=, which never has a '.'); a key of its own that ends
+     * in "..." is at most KMETA_PEER_KEY_MAX long. */
+    if (b64 ? len >= 3 && memcmp(key + len - 3, "...", 3) == 0
+            : len > KMETA_PEER_KEY_MAX)
+        return 0;
+    buf_reset(&r->key);
+    if (buf_reserve(&r->key, len + 1) != 0)
+        return -1;
+    if (b64) {
+        long got = b64_decode(key, len, (unsigned char *)r->key.data);
+        if (got <= 0)
+            return -1;
+        r->key.len = (size_t)got;
+    } else {
+        memcpy(r->key.data, key, len);
+        r->key.len = len;
+    }
+    o->key = r->key.data;
+    o->key_len = r->key.len;
+    return 0;
+}
+
+/* Where q's record came from, if r is a Kafka pipeline and the line says
+ * it (its "kafka", else its peer); NULL if not. */
+static const struct quar_kafka *qrec_origin(struct rq *r, const struct qrec *q)
+{
+    if (!r->kafka)
+        return NULL;
+    if (q->t_kafka >= 0 && origin_field(r, q->t_kafka) == 0)
+        return &r->origin;
+    const struct json_tok *t = q->t_peer >= 0 ? &r->doc.toks[q->t_peer] : NULL;
+    if (!t || t->type != JSON_STRING || (t->flags & JSON_F_ESCAPED))
+        return NULL; /* the peers of Kafka records have nothing to escape */
+    return origin_peer(r, json_tok_ptr(&r->doc, t) + 1, t->len - 2) == 0 ? &r->origin
+                                                                          : NULL;
+}
+
+/* land_meta's members for r->origin: the same bytes its source writes. */
+static int origin_members(void *ctx, struct buf *b)
+{
+    struct rq *r = ctx;
+    const struct quar_kafka *o = &r->origin;
+    size_t n = kmeta_prefix(r->prefix, sizeof(r->prefix), o->topic, o->partition);
+    if (n == 0)
+        return WEIR_ELIMIT;
+    return kmeta_format(b, r->prefix, n, o->offset, o->key, o->key_len, o->timestamp_ms);
+}
+
 /* ---- judging a record, as land_record would have at its arrival ---- */
 
 struct judgment {
@@ -1015,7 +1202,7 @@ struct judgment {
 };
 
 static int judge(struct rq *r, const char *rec, size_t len, int64_t received_at,
-                 struct judgment *j)
+                 const struct quar_kafka *origin, struct judgment *j)
 {
     const struct config_pipeline *p = r->p;
     struct verdict vd;
@@ -1065,6 +1252,31 @@ static int judge(struct rq *r, const char *rec, size_t len, int64_t received_at,
         return 0;
     }
     j->out = validator_output(r->v, &j->outlen);
+    if (r->kafka && validator_doc(r->v)->toks[0].type == JSON_OBJECT) {
+        /* What land_record_meta does for a Kafka source, with the same
+         * verdicts; without an origin the record lands without members
+         * (its columns NULL), as before the origin was kept. */
+        const struct json_doc *d = validator_doc(r->v);
+        const char *dup = land_meta_clash(d, kmeta_names);
+        if (dup) {
+            snprintf(j->path, sizeof(j->path), "/%s", dup);
+            snprintf(j->msg, sizeof(j->msg), "\"%s\" is a member weir adds to the "
+                     "records of this pipeline; the record may not carry it", dup);
+            return 0;
+        }
+        struct land_meta lm = {.members = origin_members, .ctx = r,
+                               .names = kmeta_names};
+        if (origin) {
+            if (land_meta_splice(&r->splice, d, j->out, j->outlen, &lm) != 0) {
+                j->reason = QUAR_TOO_LARGE;
+                snprintf(j->msg, sizeof(j->msg), "the record with the members weir "
+                         "adds is longer than the lander can hold");
+                return 0;
+            }
+            j->out = r->splice.data;
+            j->outlen = r->splice.len;
+        }
+    }
     if (memchr(j->out, '\n', j->outlen)) {
         /* JSON allows a line break between tokens; a segment line cannot
          * hold one. The framer never lets one through, so this is a
@@ -1103,6 +1315,12 @@ static int format_line(struct rq *r, const struct qrec *q,
                        const struct judgment *j)
 {
     size_t n;
+    /* The line keeps its "kafka", whatever the pipeline's source is now
+     * (it may be Kafka again later); an origin made from the peer is not
+     * written: the peer stays as it is. */
+    const struct quar_kafka *kafka = NULL;
+    if (q->t_kafka >= 0 && origin_field(r, q->t_kafka) == 0)
+        kafka = &r->origin;
     struct quar_record qr = {
         .received_at_ns = q->received_at,
         .peer = tok_text(r, &r->s_peer, q->t_peer, &n),
@@ -1112,6 +1330,7 @@ static int format_line(struct rq *r, const struct qrec *q,
         .raw = r->raw.data ? r->raw.data : "",
         .raw_len = r->raw.len,
         .binary = r->pbd != NULL,
+        .kafka = kafka,
     };
     buf_reset(&r->qline);
     return quar_format(&r->qline, r->p->name, &qr) == 0 ? 0 : -1;
@@ -1254,7 +1473,7 @@ static int decide(struct rq *r, const char *line, size_t len,
         return KEEP;
     }
     int ok = judge(r, r->raw.data ? r->raw.data : "", r->raw.len,
-                   q.received_at, j);
+                   q.received_at, qrec_origin(r, &q), j);
     if (ok < 0)
         return ok;
     if (ok) {
@@ -1438,6 +1657,8 @@ static void rq_release(struct rq *r)
     protobuf_decoder_free(r->pbd);
     protobuf_free(r->pb);
     buf_release(&r->pbjson);
+    buf_release(&r->splice);
+    buf_release(&r->key);
 }
 
 /* Does segment s hold records of [from, to)? Quarantine partitions are by
@@ -1502,6 +1723,10 @@ int requeue_run(const struct weir_config *cfg, const struct config_pipeline *p,
     buf_init(&r.pbjson, p->max_record ? p->max_record
                         : cfg->limits.max_record ? cfg->limits.max_record
                                                  : WEIR_DEFAULT_MAX_RECORD);
+    r.kafka = p->source.kind == CONFIG_SOURCE_KAFKA;
+    /* The lander's bound for a record with its members (land.c). */
+    buf_init(&r.splice, r.pbjson.max * 8 + 64 * 1024);
+    buf_init(&r.key, r.line_max);
     if (r.pb && !(r.pbd = protobuf_decoder_new(r.pb))) {
         rc = errmsg_set(e, WEIR_ENOMEM, "out of memory");
         goto done;

@@ -19,7 +19,11 @@
  *                                 kept, it can never be valid
  *   not a quarantine line         left, counted as unreadable
  *   valid now (schema, time       written to a raw segment of its event
- *   field, time window)           partition (in lax mode: the coerced bytes),
+ *   field, time window)           partition (in lax mode: the coerced bytes;
+ *                                 a Kafka pipeline's with the _kafka_*
+ *                                 members of kmeta.h, rebuilt from the line's
+ *                                 "kafka", else from its peer: a key the
+ *                                 peer cut is left out, never stored wrong),
  *                                 removed from quarantine
  *   still invalid                 stays, with its new verdict (reason, path,
  *                                 error); unchanged when the verdict is the

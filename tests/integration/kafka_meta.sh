@@ -14,13 +14,18 @@
 #     and `weir serve`;
 #   - /metrics, /status, the status page and `weir status` show the
 #     consumer's counters equal to what was produced, and a lag of 0 on
-#     every partition once it has caught up.
+#     every partition once it has caught up;
+#   - records the schema refused, with keys on known partitions, taken
+#     back by `weir requeue` after a schema fix carry the _kafka_* columns
+#     they had in Kafka, each offset once: from quarantine's "kafka" field
+#     exactly (a key longer than the peer shows included), and from the
+#     peer for lines without it (a cut key is NULL, never a wrong one).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_kafka.sh"
 
 D=$TMP/data
 MPORT=$(free_port)
-start_mock m:3
+start_mock m:3 r:3
 ok "mock cluster up ($BOOT)" test -n "$BOOT"
 
 cat >"$TMP/closed.json" <<'EOF'
@@ -162,6 +167,12 @@ eq "compact: no raw segment left" "" "$(find "$D" -path '*/raw/*' -name '*.ndjso
 ok "compact: Parquet files" compgen -G "$D/closed/parquet/*/*/*.parquet"
 check_all "parquet"
 
+# requeue judges a record carrying one of the names as serve did: it stays.
+before=$(find "$D/open/quarantine" -name '*.ndjson' -exec cat {} +)
+"$WEIR" requeue -c "$TMP/w.yaml" open >"$TMP/rq_open.out" 2>&1
+eq "requeue open: the record with _kafka_offset stays (exit 1)" 1 $?
+eq "requeue open: its line unchanged" "$before" "$(find "$D/open/quarantine" -name '*.ndjson' -exec cat {} +)"
+
 # A schema that declares one of the names is refused at start.
 sed 's/"ts": {"type": "integer"}}/"ts": {"type": "integer"}, "_Kafka_Key": {"type": "string"}}/' \
     "$TMP/closed.json" >"$TMP/clash.json"
@@ -175,5 +186,106 @@ ok "serve: refuses to start (exit $rc)" test "$rc" != 0 -a "$rc" != 124
 ok "serve: names the member" grep -q '"_kafka_key", a member weir adds' <<<"$out"
 ok "check: the closed schema is fine" "$WEIR" check -q -c "$TMP/w.yaml"
 ok "no sanitizer report" bash -c "! grep -q Sanitizer '$TMP/serve.log'"
+
+# ---- requeue: the members rebuilt from quarantine ----
+# v must be a string: every record is refused until the schema is fixed.
+cat >"$TMP/strict.json" <<'EOF2'
+{"type": "object", "required": ["id", "ts", "v"], "additionalProperties": false,
+ "properties": {"id": {"type": "integer"}, "ts": {"type": "integer"},
+                "v": {"type": "string"}}}
+EOF2
+sed 's/"v": {"type": "string"}/"v": {"type": "number"}/' "$TMP/strict.json" >"$TMP/fixed.json"
+cp "$TMP/strict.json" "$TMP/rq.json"
+D3=$TMP/d3
+cat >"$TMP/rq.yaml" <<EOF2
+data_dir: $D3
+pipelines:
+  - name: rqnew
+    source:
+      kafka: {brokers: "$BOOT", topic: r, group: rn, batch: {max_wait: 100ms}, $KOPTS}
+    schema: $TMP/rq.json
+    time_field: ts
+  - name: rqold
+    source:
+      kafka: {brokers: "$BOOT", topic: r, group: ro, batch: {max_wait: 100ms}, $KOPTS}
+    schema: $TMP/rq.json
+    time_field: ts
+EOF2
+vrecs() { # FIRST COUNT
+    awk -v a="$1" -v n="$2" -v ts="$TS" 'BEGIN {
+        for (i = a; i < a + n; i++) printf "{\"id\":%d,\"ts\":%d,\"v\":%d}\n", i, ts, i }'
+}
+LONGKEY=$(printf 'L%.0s' $(seq 1 299))x # 300 bytes: the peer shows 256 of them
+vrecs 0 5 >"$TMP/r0.ndjson"
+vrecs 100 4 >"$TMP/r1.ndjson"
+vrecs 200 3 >"$TMP/r2.ndjson"
+vrecs 300 2 >"$TMP/r2b.ndjson"
+vrecs 400 1 >"$TMP/r2c.ndjson"
+t0=$(($(date +%s) * 1000))
+produce r --partition 0 --key "zone é 7" "$TMP/r0.ndjson" 2>"$TMP/rprod.log"
+produce r --partition 1 --key "$(printf 'k\377\376')" "$TMP/r1.ndjson" 2>>"$TMP/rprod.log"
+produce r --partition 2 --key "$LONGKEY" "$TMP/r2.ndjson" 2>>"$TMP/rprod.log"
+produce r --partition 2 --key "short..." "$TMP/r2b.ndjson" 2>>"$TMP/rprod.log"
+produce r --partition 2 "$TMP/r2c.ndjson" 2>>"$TMP/rprod.log"
+t1=$(($(date +%s) * 1000 + 1000))
+eq "requeue: produced 5 + 4 + 3 + 2 + 1" "5 4 3 2 1" "$(grep -o '^[0-9]* produced' "$TMP/rprod.log" | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')"
+"$WEIR" serve -c "$TMP/rq.yaml" 2>"$TMP/rserve.log" &
+srv=$!
+cleanup_pid "$srv"
+ok "requeue: rqnew's group commits every offset" caught_up r rn 90
+ok "requeue: rqold's group commits every offset" caught_up r ro 90
+kill -TERM "$srv"
+wait "$srv"
+eq "requeue: serve exits 0" 0 $?
+Q=$(find "$D3/rqnew/quarantine" -name '*.ndjson' -exec cat {} +)
+eq "requeue: all 15 records quarantined" 15 "$(grep -c '"reason":"invalid"' <<<"$Q")"
+ok "quarantine: the long key, whole, in \"kafka\"" \
+    grep -q "\"kafka\":{\"topic\":\"r\",\"partition\":2,\"offset\":0,\"key\":\"$LONGKEY\",\"timestamp\":[0-9]*}" <<<"$Q"
+ok "quarantine: a key that is not UTF-8 as key_b64" \
+    grep -q '"kafka":{"topic":"r","partition":1,"offset":3,"key_b64":"a//+","timestamp":[0-9]*}' <<<"$Q"
+ok "quarantine: no key, no key member" \
+    grep -q '"kafka":{"topic":"r","partition":2,"offset":5,"timestamp":[0-9]*}' <<<"$Q"
+# rqold: lines as weir wrote them before "kafka" existed.
+for f in $(find "$D3/rqold/quarantine" -name '*.ndjson'); do
+    sed -i 's/,"kafka":{[^}]*}//' "$f"
+done
+eq "requeue: rqold's lines have no \"kafka\"" 0 \
+    "$(find "$D3/rqold/quarantine" -name '*.ndjson' -exec cat {} + | grep -c '"kafka"')"
+
+# A schema still wrong, differently: every line gets a new verdict.
+sed 's/"v": {"type": "string"}/"v": {"type": "boolean"}/' "$TMP/strict.json" >"$TMP/rq.json"
+"$WEIR" requeue -c "$TMP/rq.yaml" rqnew >"$TMP/rq1.out" 2>&1
+eq "requeue: still invalid: exit 1" 1 $?
+Q2=$(find "$D3/rqnew/quarantine" -name '*.ndjson' -exec cat {} +)
+ok "requeue: the lines were rewritten" test "$Q" != "$Q2"
+eq "requeue: the rewritten lines keep \"kafka\"" 15 "$(grep -c '"kafka":{"topic":"r"' <<<"$Q2")"
+ok "requeue: ... the long key whole" grep -q "\"kafka\":{\"topic\":\"r\",\"partition\":2,\"offset\":0,\"key\":\"$LONGKEY\"" <<<"$Q2"
+cp "$TMP/fixed.json" "$TMP/rq.json"
+for t in rqnew rqold; do
+    out=$("$WEIR" requeue -c "$TMP/rq.yaml" $t 2>&1)
+    eq "requeue $t: exit 0" 0 $?
+    eq "requeue $t: quarantine empty" "" "$(find "$D3/$t/quarantine" -name '*.ndjson' -exec cat {} +)"
+done
+rq() { "$WEIR" query -c "$TMP/rq.yaml" --format csv "$1" 2>&1 | tail -n +2; }
+COLS="SELECT id, _kafka_topic, _kafka_partition, _kafka_offset, _kafka_key, _kafka_key_b64
+      FROM %s ORDER BY id"
+want_rows() { # KEY-OF-PARTITION-2-FIRST-3
+    local i
+    for i in 0 1 2 3 4; do echo "$i,r,0,$i,zone é 7,"; done
+    for i in 0 1 2 3; do echo "$((100 + i)),r,1,$i,,a//+"; done
+    for i in 0 1 2; do echo "$((200 + i)),r,2,$i,$1,"; done
+    for i in 0 1; do echo "$((300 + i)),r,2,$((3 + i)),short...,"; done
+    echo "400,r,2,5,,"
+}
+# shellcheck disable=SC2059
+eq "requeue rqnew: every column as produced, the long key exact" "$(want_rows "$LONGKEY")" "$(rq "$(printf "$COLS" rqnew)")"
+# shellcheck disable=SC2059
+eq "requeue rqold: from the peer; the cut key NULL" "$(want_rows "")" "$(rq "$(printf "$COLS" rqold)")"
+for t in rqnew rqold; do
+    eq "requeue $t: 15 rows, each (partition, offset) once, timestamps of the produce" "15,15,0" \
+        "$(rq "SELECT count(*), count(DISTINCT (_kafka_partition, _kafka_offset)),
+                      count(*) FILTER (WHERE _kafka_timestamp NOT BETWEEN $t0 AND $t1) FROM $t")"
+done
+ok "requeue: no sanitizer report" bash -c "! grep -q Sanitizer '$TMP/rserve.log'"
 stop_mock
 finish

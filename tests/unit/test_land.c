@@ -424,6 +424,13 @@ static const char *test_peer(void *ctx)
     return "lazy-peer";
 }
 
+static const struct quar_kafka *test_origin(void *ctx)
+{
+    static const struct quar_kafka k = {.topic = "t", .partition = 1, .offset = 9,
+                                        .key = "k", .key_len = 1, .timestamp_ms = -1};
+    return &k;
+}
+
 static void test_meta_splice(void **state)
 {
     static const char closed[] =
@@ -437,7 +444,7 @@ static void test_meta_splice(void **state)
     assert_non_null(sch);
     struct lander *l = NULL;
     assert_int_equal(land_new(&cfg, &cfg.pipelines[0], sch, 0, &l, &e), 0);
-    struct land_meta m = {test_members, test_peer, NULL, names};
+    struct land_meta m = {test_members, test_peer, NULL, names, NULL};
 #define RECM(s) land_record_meta(l, (s), strlen(s), 0, NULL, NOW, &m)
     assert_int_equal(RECM("{\"ts\":1756807200,\"v\":1}"), 0);
     assert_int_equal(RECM("{ \"ts\" : 1756807201 , \"v\" : { \"a\" : [ ] } }  "), 0);
@@ -454,14 +461,17 @@ static void test_meta_splice(void **state)
     sch = schema_compile(open, strlen(open), NULL, NULL, &e);
     assert_non_null(sch);
     assert_int_equal(land_new(&cfg, &cfg.pipelines[0], sch, 0, &l, &e), 0);
+    m.origin = test_origin; /* written with every quarantined record from now */
     assert_int_equal(RECM("{}"), 0); /* time missing: quarantined as sent */
     assert_int_equal(RECM("{\"ts\":1756807205,\"_m_b\":2}"), 0);
     assert_int_equal(RECM("{\"ts\":1756807206,\"\\u005fm_a\":2}"), 0);
     assert_int_equal(RECM("{\"ts\":1756807207,\"_m_c\":2}"), 0);
+    assert_int_equal(land_reject_meta(l, QUAR_INVALID, "", "undecodable", "\x01", 1,
+                                      LAND_BINARY, NULL, NOW, &m), 0);
     struct land_counts c;
     land_counts(l, &c);
     assert_int_equal(c.valid, 1);
-    assert_int_equal(c.rejected[QUAR_INVALID], 2);
+    assert_int_equal(c.rejected[QUAR_INVALID], 3);
     assert_int_equal(c.rejected[QUAR_TIME_MISSING], 1);
     assert_int_equal(land_close(l), 0);
 
@@ -475,7 +485,9 @@ static void test_meta_splice(void **state)
     char *q = all_lines("quarantine", H0, NULL);
     assert_int_equal(count(q, "\"path\":\"/_m_b\""), 1);
     assert_int_equal(count(q, "\"path\":\"/_m_a\""), 1);
-    assert_int_equal(count(q, "\"peer\":\"lazy-peer\""), 4); /* every quarantined one */
+    assert_int_equal(count(q, "\"peer\":\"lazy-peer\""), 5); /* every quarantined one */
+    assert_int_equal(count(q, ",\"kafka\":{\"topic\":\"t\",\"partition\":1,"
+                              "\"offset\":9,\"key\":\"k\"}}\n"), 4);
     assert_int_equal(count(q, "_m_a\\\":1"), 0); /* stored as sent */
     assert_int_equal(count(q, "\"raw\":\"{\\\"ts\\\":1756807204,\\\"w\\\":1}\""), 1);
     free(raw);

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/fsio.h"
 #include "core/wtime.h"
+#include "schema/json.h"
 #include "store/quarantine.h"
 #include "store/segment.h"
 
@@ -461,6 +462,77 @@ static void test_large_raw_falls_back(void **state)
     free(raw);
 }
 
+/* The line is one JSON object (the flat parser above takes no "kafka"). */
+static void assert_json(const char *s, size_t n)
+{
+    struct json_doc d;
+    json_doc_init(&d, 8);
+    if (json_scan(&d, s, n) != JSON_OK || d.toks[0].type != JSON_OBJECT)
+        fail_msg("not a JSON object: %s", s);
+    json_doc_release(&d);
+}
+
+/* The line's end for a record with origin k. */
+static void assert_kafka_tail(const struct quar_kafka *k, const char *tail)
+{
+    struct quar_record r = {
+        .received_at_ns = H0, .peer = "m/3@1234", .reason = QUAR_INVALID,
+        .raw = "{}", .raw_len = 2, .kafka = k,
+    };
+    struct buf line = BUF_INIT(1u << 20);
+    assert_int_equal(quar_format(&line, "p", &r), 0);
+    size_t n = strlen(tail);
+    assert_true(line.len > n);
+    if (memcmp(line.data + line.len - n, tail, n) != 0)
+        fail_msg("line %s does not end in %s", line.data, tail);
+    assert_json(line.data, line.len);
+    buf_release(&line);
+}
+
+static void test_kafka_origin(void **state)
+{
+    struct quar_kafka k = {
+        .topic = "m", .partition = 3, .offset = 1234, .key = "a\"b\xc3\xa9",
+        .key_len = 5, .timestamp_ms = INT64_C(1756803600123),
+    };
+    assert_kafka_tail(&k, ",\"raw\":\"{}\",\"kafka\":{\"topic\":\"m\",\"partition\":3,"
+                          "\"offset\":1234,\"key\":\"a\\\"b\xc3\xa9\","
+                          "\"timestamp\":1756803600123}}");
+    k.key = "k\377\376";
+    k.key_len = 3;
+    k.timestamp_ms = -1;
+    assert_kafka_tail(&k, ",\"kafka\":{\"topic\":\"m\",\"partition\":3,\"offset\":1234,"
+                          "\"key_b64\":\"a//+\"}}");
+    k.key = "";
+    k.key_len = 0;
+    assert_kafka_tail(&k, "\"offset\":1234,\"key\":\"\"}}");
+    k.key = NULL;
+    assert_kafka_tail(&k, "\"offset\":1234}}");
+
+    /* A key that does not fit the line's bound: the line without "kafka"
+     * (its peer still says where the record came from). */
+    size_t n = 8192;
+    char *key = malloc(n);
+    memset(key, 'K', n);
+    k.key = key;
+    k.key_len = n;
+    struct quar_record r = {
+        .received_at_ns = H0, .peer = "m/3@1234 key=KKK...", .reason = QUAR_INVALID,
+        .raw = "{}", .raw_len = 2, .kafka = &k,
+    };
+    struct buf line = BUF_INIT(4096);
+    assert_int_equal(quar_format(&line, "p", &r), 0);
+    assert_null(strstr(line.data, "\"kafka\""));
+    assert_int_equal(line.data[line.len - 1], '}');
+    assert_json(line.data, line.len);
+    buf_release(&line);
+    line = (struct buf)BUF_INIT(64u << 10);
+    assert_int_equal(quar_format(&line, "p", &r), 0);
+    assert_non_null(strstr(line.data, "\"kafka\""));
+    buf_release(&line);
+    free(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_text_limits),
         cmocka_unit_test_setup_teardown(test_writer_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_raw_falls_back, setup, teardown),
+        cmocka_unit_test(test_kafka_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1189,6 +1189,129 @@ static void test_large(void **state)
     env_release(&v);
 }
 
+/* ---- Kafka pipelines: the metadata members --------------------------- */
+
+/* Every line of the pipeline's segments of kind, concatenated. */
+static char *all_lines(const char *kind)
+{
+    struct seg_list l;
+    struct buf all = BUF_INIT(1u << 20);
+    assert_int_equal(seg_list(data, "p", kind, &l, NULL), 0);
+    for (size_t i = 0; i < l.n; i++) {
+        size_t n;
+        char *t = get_file(l.v[i].path, &n);
+        assert_non_null(t);
+        assert_int_equal(buf_append(&all, t, n), 0);
+        free(t);
+    }
+    seg_list_release(&l);
+    buf_puts(&all, "");
+    return buf_detach(&all, NULL);
+}
+
+static void kquar(struct quar_writer *q, int id, const char *extra, const char *peer,
+                  const struct quar_kafka *k)
+{
+    /* No "v": SCHEMA refuses it, KSCHEMA takes it. */
+    const char *raw = fmt("{\"ts\":%" PRId64 ",\"id\":%d%s}", H10 / S_, id, extra);
+    char vp[512], vm[512];
+    strict_verdict(raw, strlen(raw), vp, vm);
+    struct quar_record qr = {
+        .received_at_ns = H10 + id, .peer = peer, .reason = QUAR_INVALID,
+        .path = vp, .error = vm, .raw = raw, .raw_len = strlen(raw), .kafka = k,
+    };
+    assert_true(seg_taken(quar_append(q, &qr)));
+}
+
+/* The stored line of record id is the record with exactly these members. */
+static void assert_line(const char *all, int id, const char *members)
+{
+    char want[1024];
+    snprintf(want, sizeof(want), "{\"ts\":%" PRId64 ",\"id\":%d%s}\n",
+             H10 / S_, id, members);
+    if (!strstr(all, want))
+        fail_msg("no line\n%s\nin\n%s", want, all);
+}
+
+static void test_kafka_members(void **state)
+{
+    (void)state;
+    static const char KSCHEMA[] =
+        "{\"type\":\"object\",\"properties\":{\"ts\":{\"type\":\"integer\"},"
+        "\"v\":{\"type\":\"number\"}}}";
+    struct env v;
+    env_init(&v, 0, "    source:\n      kafka: {brokers: \"127.0.0.1:1\", topic: m, "
+                    "group: g}\n");
+    char key300[301], peer[600];
+    memset(key300, 'K', 300);
+    key300[300] = '\0';
+    struct quar_writer *q = qwriter(0);
+    /* 1: "kafka" is exact, whatever the peer says */
+    struct quar_kafka k = {.topic = "m", .partition = 2, .offset = 7, .key = key300,
+                           .key_len = 300, .timestamp_ms = 1756803600123};
+    snprintf(peer, sizeof(peer), "m/2@7 ts=1756803600123 key=%.256s...", key300);
+    kquar(q, 1, "", peer, &k);
+    /* 2: no "kafka": the peer, a key that ends in "..." of its own */
+    kquar(q, 2, "", "m/0@5 ts=12 key=abc...", NULL);
+    /* 3: the peer cut the key: no key member */
+    kquar(q, 3, "", peer, NULL);
+    /* 4: base64, no timestamp */
+    kquar(q, 4, "", "m/1@3 key_b64=a//+", NULL);
+    /* 5: base64 cut */
+    kquar(q, 5, "", "m/1@4 key_b64=a//+...", NULL);
+    /* 6: not a Kafka peer: no members */
+    kquar(q, 6, "", "127.0.0.1:5555", NULL);
+    /* 7: a key member of the record's own: stays, as the server judges */
+    kquar(q, 7, ",\"_kafka_key\":\"own\"", "m/0@9", NULL);
+    /* 8: a key that is valid UTF-8 but not printable (peer: base64) */
+    kquar(q, 8, "", "m/0@10 key_b64=emUgw6k=", NULL);
+    /* 9: "kafka" without a key, an empty key */
+    k.key = "";
+    k.key_len = 0;
+    k.offset = 11;
+    k.timestamp_ms = -1;
+    kquar(q, 9, "", "m/2@11", &k);
+    assert_int_equal(seg_close_all(quar_seg(q)), 0);
+    quar_writer_free(q);
+
+    /* The schema fixed: v is optional now. */
+    schema_free(v.schema);
+    struct schema_opts so = {0};
+    struct weir_errmsg e;
+    v.schema = schema_compile(KSCHEMA, strlen(KSCHEMA), NULL, &so, &e);
+    assert_non_null(v.schema);
+    struct requeue_counts c;
+    assert_int_equal(run(&v, NULL, &c), 0);
+    assert_int_equal(requeue_total(c.requeued), 8);
+    assert_int_equal(requeue_total(c.stay), 1);
+    char *all = all_lines("raw");
+    char want[1024];
+    snprintf(want, sizeof(want),
+             ",\"_kafka_topic\":\"m\",\"_kafka_partition\":2,\"_kafka_offset\":7,"
+             "\"_kafka_key\":\"%s\",\"_kafka_timestamp\":1756803600123", key300);
+    assert_line(all, 1, want);
+    assert_line(all, 2, ",\"_kafka_topic\":\"m\",\"_kafka_partition\":0,"
+                        "\"_kafka_offset\":5,\"_kafka_key\":\"abc...\","
+                        "\"_kafka_timestamp\":12");
+    assert_line(all, 3, ",\"_kafka_topic\":\"m\",\"_kafka_partition\":2,"
+                        "\"_kafka_offset\":7,\"_kafka_timestamp\":1756803600123");
+    assert_line(all, 4, ",\"_kafka_topic\":\"m\",\"_kafka_partition\":1,"
+                        "\"_kafka_offset\":3,\"_kafka_key_b64\":\"a//+\"");
+    assert_line(all, 5, ",\"_kafka_topic\":\"m\",\"_kafka_partition\":1,"
+                        "\"_kafka_offset\":4");
+    assert_line(all, 6, "");
+    assert_line(all, 8, ",\"_kafka_topic\":\"m\",\"_kafka_partition\":0,"
+                        "\"_kafka_offset\":10,\"_kafka_key\":\"ze \xc3\xa9\"");
+    assert_line(all, 9, ",\"_kafka_topic\":\"m\",\"_kafka_partition\":2,"
+                        "\"_kafka_offset\":11,\"_kafka_key\":\"\"");
+    free(all);
+    all = all_lines("quarantine");
+    assert_non_null(strstr(all, "\"reason\":\"invalid\",\"path\":\"/_kafka_key\""));
+    assert_non_null(strstr(all, "\\\"id\\\":7,"));
+    free(all);
+    env_release(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1208,6 +1331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_after_every_operation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_members, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
