@@ -189,6 +189,29 @@ COLD static const char *utf8_why(const unsigned char *s, size_t i, size_t len)
     return "a UTF-8 continuation byte (0x80-0xBF) after this lead byte";
 }
 
+size_t json_minify(const char *p, size_t n, char *out)
+{
+    size_t o = 0;
+    int in_str = 0;
+    /* The grammar was checked: only strings (and their escapes) need care. */
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (in_str) {
+            out[o++] = ch;
+            if (ch == '\\' && i + 1 < n)
+                out[o++] = p[++i];
+            else if (ch == '"')
+                in_str = 0;
+        } else if (ch == '"') {
+            out[o++] = ch;
+            in_str = 1;
+        } else if (ch != ' ' && ch != '\n' && ch != '\t' && ch != '\r') {
+            out[o++] = ch;
+        }
+    }
+    return o;
+}
+
 int json_utf8_valid(const char *p, size_t n)
 {
     const unsigned char *s = (const unsigned char *)p;

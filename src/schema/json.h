@@ -263,6 +263,14 @@ static inline const char *json_tok_ptr(const struct json_doc *d,
     return d->src + t->off;
 }
 
+/*
+ * Copy p[0..n), a JSON text the scanner accepted, to out without the
+ * whitespace outside strings; returns the bytes written (at most n). The
+ * form the lake stores JSON columns in (docs/lake.md), shared by the
+ * NDJSON reader and the Arrow batch builder so both give the same bytes.
+ */
+size_t json_minify(const char *p, size_t n, char *out);
+
 /* Validate UTF-8 in p[0..n): 1 if valid (no overlongs, no surrogates, no
  * code point past U+10FFFF). Used by other modules for raw bytes. */
 int json_utf8_valid(const char *p, size_t n);

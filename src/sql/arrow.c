@@ -283,7 +283,7 @@ static int append_bytes(struct acol *c, const char *p, size_t n)
 }
 
 /* Append the JSON text of token ti without whitespace outside strings
- * (ndjson.c's put_minified: the same bytes). */
+ * (json_minify, as ndjson.c's put_minified). */
 static int put_minified(struct buf *b, const struct json_doc *d, uint32_t ti)
 {
     const struct json_tok *t = &d->toks[ti];
@@ -293,25 +293,7 @@ static int put_minified(struct buf *b, const struct json_doc *d, uint32_t ti)
     int rc = buf_reserve(b, t->len);
     if (rc)
         return rc;
-    char *o = b->data + b->len;
-    size_t n = 0;
-    int in_str = 0;
-    for (uint32_t i = 0; i < t->len; i++) {
-        char ch = p[i];
-        if (in_str) {
-            o[n++] = ch;
-            if (ch == '\\')
-                o[n++] = p[++i];
-            else if (ch == '"')
-                in_str = 0;
-        } else if (ch == '"') {
-            o[n++] = ch;
-            in_str = 1;
-        } else if (ch != ' ' && ch != '\n' && ch != '\t' && ch != '\r') {
-            o[n++] = ch;
-        }
-    }
-    b->len += n;
+    b->len += json_minify(p, t->len, b->data + b->len);
     b->data[b->len] = '\0';
     return 0;
 }

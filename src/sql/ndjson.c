@@ -688,8 +688,8 @@ static int tb_reserve(struct tbuf *b, size_t more)
     return 0;
 }
 
-/* Append the JSON text of token ti without whitespace outside strings.
- * The scanner has checked the grammar, so only strings need care. */
+/* Append the JSON text of token ti without whitespace outside strings
+ * (json_minify). */
 static int put_minified(struct tbuf *b, const struct json_doc *d, uint32_t ti)
 {
     const struct json_tok *t = &d->toks[ti];
@@ -702,24 +702,7 @@ static int put_minified(struct tbuf *b, const struct json_doc *d, uint32_t ti)
         b->len += t->len;
         return 0;
     }
-    size_t n = 0;
-    int in_str = 0;
-    for (uint32_t i = 0; i < t->len; i++) {
-        char ch = p[i];
-        if (in_str) {
-            o[n++] = ch;
-            if (ch == '\\')
-                o[n++] = p[++i];
-            else if (ch == '"')
-                in_str = 0;
-        } else if (ch == '"') {
-            o[n++] = ch;
-            in_str = 1;
-        } else if (ch != ' ' && ch != '\n' && ch != '\t' && ch != '\r') {
-            o[n++] = ch;
-        }
-    }
-    b->len += n;
+    b->len += json_minify(p, t->len, o);
     return 0;
 }
 
